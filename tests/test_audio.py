@@ -1,0 +1,171 @@
+"""Audio front end: decoding of every format, resampling, fixed length, spectrogram, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speech2face import audio
+from speech2face.errors import AudioError
+
+from media import PYAV_AUDIO, SOUNDFILE_AUDIO, write_audio
+
+
+def tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return wave if channels == 1 else np.stack([wave] * channels, axis=1)
+
+
+def test_derived_sizes():
+    assert (audio.WIN_LENGTH, audio.HOP_LENGTH, audio.N_FREQ) == (400, 160, 257)
+    assert audio.clip_samples() == 96_000
+    assert audio.n_frames(6.0) == 598
+    assert audio.n_frames(3.0) == 298
+
+
+def test_spectrogram_shape_and_dtype():
+    spec = audio.spectrogram(np.random.default_rng(0).standard_normal(96_000).astype(np.float32))
+    assert spec.shape == (2, 598, 257) and spec.dtype == torch.float32
+    batch = audio.spectrogram(torch.zeros(3, 48_000))
+    assert batch.shape == (3, 2, 298, 257)
+
+
+def test_spectrogram_matches_scipy_stft(speech_wave):
+    """Independent computation: scipy's STFT (periodic Hann, 400-sample frames, 512-point FFT)."""
+    from scipy.signal import get_window, stft
+
+    wave = audio.fix_length(speech_wave, audio.clip_samples())
+    window = get_window("hann", 400)  # periodic by default (fftbins=True)
+    _, _, z = stft(wave.astype(np.float64), window=window, nperseg=400, noverlap=240, nfft=512,
+                   boundary=None, padded=False, return_onesided=True, scaling="spectrum")
+    z = z.T * window.sum()  # undo scipy's 1/sum(window) scaling → (598, 257)
+    expected = np.stack([np.sign(z.real) * np.abs(z.real) ** 0.3, np.sign(z.imag) * np.abs(z.imag) ** 0.3])
+    got = audio.spectrogram(wave).numpy()
+    assert got.shape == expected.shape == (2, 598, 257)
+    # undoing the compression compares the STFT itself (float32 vs float64 rounding only) ...
+    raw = np.sign(got) * np.abs(got) ** (1 / 0.3)
+    np.testing.assert_allclose(raw[0], z.real, atol=1e-5 * np.abs(z).max())
+    np.testing.assert_allclose(raw[1], z.imag, atol=1e-5 * np.abs(z).max())
+    # ... and the compressed values agree wherever rounding is not amplified by |x|^0.3 near 0
+    away_from_zero = np.abs(np.stack([z.real, z.imag])) > 1e-3
+    np.testing.assert_allclose(got[away_from_zero], expected[away_from_zero], rtol=1e-3, atol=1e-4)
+
+
+def test_power_law_on_a_known_value():
+    """A unit impulse at the window centre: FFT is window[200]·e^{-iω200} → known compressed parts."""
+    wave = np.zeros(400, np.float32)
+    wave[200] = 1.0
+    spec = audio.spectrogram(wave).numpy()  # (2, 1, 257)
+    k = np.arange(257)
+    phase = -2 * np.pi * k * 200 / 512
+    real, imag = np.cos(phase), np.sin(phase)  # window[200] = 1 for a periodic Hann of 400
+    np.testing.assert_allclose(spec[0, 0], np.sign(real) * np.abs(real) ** 0.3, atol=2e-3)
+    np.testing.assert_allclose(spec[1, 0], np.sign(imag) * np.abs(imag) ** 0.3, atol=2e-3)
+
+
+def test_fix_length_loops_short_and_crops_long():
+    short = np.arange(5, dtype=np.float32)
+    np.testing.assert_array_equal(audio.fix_length(short, 12), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
+    long = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(audio.fix_length(long, 4, "start"), [0, 1, 2, 3])
+    np.testing.assert_array_equal(audio.fix_length(long, 4, "center"), [3, 4, 5, 6])
+    np.testing.assert_array_equal(audio.fix_length(long, 4, 100), [6, 7, 8, 9])  # clipped to the end
+    assert audio.fix_length(long, 10).tolist() == long.tolist()
+
+
+def test_load_clip_loops_to_six_and_three_seconds(tmp_path):
+    path = write_audio(tmp_path / "short.wav", tone(2.5, 16_000), 16_000)
+    assert audio.load_clip(path).shape == (96_000,)
+    assert audio.load_clip(path, seconds=3.0).shape == (48_000,)
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
+def test_resampling_keeps_pitch_and_length(tmp_path, rate):
+    path = write_audio(tmp_path / f"tone{rate}.wav", tone(2.0, rate, freq=440.0), rate)
+    wave, got_rate = audio.read_audio(path)
+    assert got_rate == rate
+    out = audio.resample(wave, rate)
+    assert abs(out.size - 32_000) <= 2
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+    peak_hz = np.argmax(spectrum) * audio.SAMPLE_RATE / out.size
+    assert abs(peak_hz - 440.0) < 2.0
+    assert 0.25 < np.abs(out[1000:-1000]).max() < 0.35  # amplitude preserved, no aliasing blow-up
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    left = tone(1.5, 44_100, 300.0)
+    stereo = np.stack([left, -left], axis=1)  # opposite phase: a true mix-down cancels
+    wave, _ = audio.read_audio(write_audio(tmp_path / "st.wav", stereo, 44_100))
+    assert wave.ndim == 1 and np.abs(wave).max() < 1e-3
+    both = np.stack([left, left], axis=1)
+    wave, _ = audio.read_audio(write_audio(tmp_path / "st2.flac", both, 44_100))
+    np.testing.assert_allclose(wave, left, atol=1e-3)
+
+
+@pytest.mark.parametrize("suffix", sorted(set(PYAV_AUDIO) | set(SOUNDFILE_AUDIO)))
+def test_every_format_decodes_real_speech(tmp_path, speech_wave, suffix):
+    rate = 48_000 if suffix in (".webm", ".opus") else 44_100
+    source = audio.resample(speech_wave, audio.SAMPLE_RATE, rate)
+    path = write_audio(tmp_path / f"speech{suffix}", source, rate)
+    clip = audio.load_clip(path)
+    assert clip.shape == (96_000,) and clip.dtype == np.float32
+    # lossy codecs add delay and noise; the speaker embedding must still match the original
+    ref = audio.speaker_embedding(audio.fix_length(speech_wave, 96_000))
+    assert float(ref @ audio.speaker_embedding(clip)) > 0.9
+
+
+def test_bytes_and_file_objects_decode(tmp_path, speech_wave):
+    path = write_audio(tmp_path / "a.flac", speech_wave, 16_000)
+    from_bytes, _ = audio.read_audio(path.read_bytes())
+    with open(path, "rb") as f:
+        from_file, _ = audio.read_audio(f)
+    np.testing.assert_array_equal(from_bytes, from_file)
+
+
+# --- bad input: a clear, specific error each -----------------------------------------------------
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        audio.load_clip(tmp_path / "empty.wav")
+
+
+def test_text_file_named_wav(tmp_path):
+    (tmp_path / "notes.wav").write_text("these are meeting notes, not audio\n" * 20)
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        audio.load_clip(tmp_path / "notes.wav")
+
+
+def test_truncated_flac(tmp_path, speech_wave):
+    path = write_audio(tmp_path / "full.flac", speech_wave, 16_000)
+    data = path.read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[:60])  # header cut before any audio frame
+    with pytest.raises(AudioError, match="not a readable audio file|no audio samples|too short"):
+        audio.load_clip(tmp_path / "cut.flac")
+    (tmp_path / "half.flac").write_bytes(data[: len(data) // 10])  # the first ~0.6 s survive
+    with pytest.raises(AudioError, match="too short|not a readable audio file"):
+        audio.load_clip(tmp_path / "half.flac")
+
+
+def test_too_short(tmp_path):
+    path = write_audio(tmp_path / "blip.wav", tone(0.2, 16_000), 16_000)
+    with pytest.raises(AudioError, match=r"too short: 0\.20 s"):
+        audio.load_clip(path)
+
+
+def test_silence(tmp_path):
+    path = write_audio(tmp_path / "quiet.wav", np.zeros(16_000 * 4, np.float32), 16_000)
+    with pytest.raises(AudioError, match="silent"):
+        audio.load_clip(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="no such file"):
+        audio.load_clip(tmp_path / "nope.wav")
+
+
+def test_long_input_is_read_up_to_the_limit(tmp_path):
+    path = write_audio(tmp_path / "long.wav", tone(30.0, 16_000), 16_000)
+    wave, _ = audio.read_audio(path, max_seconds=5.0)
+    assert wave.size == 5 * 16_000

@@ -1,0 +1,54 @@
+"""Pretrained speaker embedding: our torch port of resemblyzer's GE2E against resemblyzer itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speech2face import audio
+from speech2face.speaker import mel_filterbank, speaker_encoder
+
+from conftest import PAIRS
+
+
+def test_mel_filterbank_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    expected = librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40)
+    np.testing.assert_allclose(mel_filterbank(), expected, atol=1e-6)
+
+
+def test_embedding_shape_and_norm(speech_wave):
+    e = audio.speaker_embedding(speech_wave)
+    assert e.shape == (256,) and e.dtype == np.float32
+    assert abs(np.linalg.norm(e) - 1) < 1e-5 and (e >= 0).all()  # ReLU then L2: non-negative, unit
+
+
+def test_matches_resemblyzer(speech_wave):
+    """Same weights, same front end: resemblyzer's embed_utterance on the same wave."""
+    try:
+        from resemblyzer import VoiceEncoder
+    except Exception as exc:  # its audio module needs webrtcvad and scipy's old ndimage path
+        pytest.skip(f"resemblyzer cannot be imported here: {exc}")
+    quiet = speech_wave * 0.01  # exercise the volume normalisation too
+    reference = VoiceEncoder("cpu", verbose=False)
+    for wave in (speech_wave, speech_wave[:40_000]):
+        ours = speaker_encoder().embed(wave, normalize_volume=False)
+        theirs = reference.embed_utterance(wave)
+        assert float(ours @ theirs) > 0.9999
+    from resemblyzer.audio import normalize_volume
+
+    theirs = reference.embed_utterance(normalize_volume(quiet, -30, increase_only=True))
+    assert float(speaker_encoder().embed(quiet) @ theirs) > 0.9999
+
+
+def test_same_speaker_closer_than_different_speakers(pair_rows):
+    """On real VoxCeleb clips: clips of one person are more alike than clips of two people."""
+    vox = [r for r in pair_rows if r["source"] == "voxceleb1"]
+    by_id: dict[str, list[str]] = {}
+    for r in vox:
+        by_id.setdefault(r["identity"], []).append(r["stem"])
+    people = [stems for stems in by_id.values() if len(stems) >= 2][:8]
+    emb = {s: audio.speaker_embedding(audio.load_clip(PAIRS / "audio" / f"{s}.opus")) for p in people for s in p[:2]}
+    same = [float(emb[p[0]] @ emb[p[1]]) for p in people]
+    different = [float(emb[a[0]] @ emb[b[0]]) for i, a in enumerate(people) for b in people[i + 1:]]
+    assert np.mean(same) > np.mean(different) + 0.1
