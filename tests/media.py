@@ -21,6 +21,7 @@ SOUNDFILE_AUDIO = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg
 
 def write_audio(path: Path, wave: np.ndarray, rate: int) -> Path:
     """Write ``wave`` ((N,) mono or (N, C)) in the format its suffix names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix in SOUNDFILE_AUDIO:
         import soundfile as sf
