@@ -32,6 +32,22 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    metrics = evaluate(Path(args.data), Path(args.images), Path(args.out), pool=args.pool, repeats=args.repeats,
+                       seed=args.seed, limit=args.limit, cache=cache, baselines=not args.no_baselines,
+                       progress=not args.quiet)
+    for name, s in metrics["systems"].items():
+        r, d = s["retrieval"]["recall"], s["demographics"]
+        print(f"{name}: R@1 {r['1']:.1f}  R@5 {r['5']:.1f}  R@10 {r['10']:.1f}  "
+              f"gender {100 * d['gender']['agreement']:.1f} %  age r {d['age_correlation']['r']:.2f}  "
+              f"sharpness {s['quality']['sharpness_median']:.1f}  face found {100 * s['quality']['face_detected_share']:.0f} %")
+    print(f"report: {Path(args.out) / 'index.html'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech2face", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('speech2face').__version__}")
@@ -53,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N items (in key order), for a quick look")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("evaluate", help="score reconstructions with the paper's protocol; write a report")
+    p.add_argument("--data", required=True, help="paired folder (pairs.csv, audio/, faces/) with the true faces")
+    p.add_argument("--images", required=True, help="folder of reconstructions named <stem>.png|jpg")
+    p.add_argument("--out", required=True, help="report folder (metrics.json, index.html, plots)")
+    p.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100)")
+    p.add_argument("--repeats", type=int, default=10, help="random pools per clip (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="a seeded random subset of N pairs")
+    p.add_argument("--cache", default="~/.cache/speech2face/image_scores.jsonl",
+                   help="image scores by content hash, reused across runs")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-baselines", action="store_true", help="skip the mean-face and voice-gender baselines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evaluate)
     return parser
 
 

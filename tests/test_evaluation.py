@@ -1,0 +1,228 @@
+"""Evaluation: each metric on hand-made inputs with known answers, then the whole protocol on real
+pairs (true faces score R@1 = 100 %, one mean face scores chance), bad input, and the report in
+headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from speech2face.evaluation import craniofacial
+from speech2face.evaluation.metrics import confusion, decade, feature_similarity, pearson, retrieval_recall, sharpness
+
+from conftest import PAIRS
+
+
+# --- metrics on hand-made inputs -------------------------------------------------------------------
+def test_feature_similarity_known_values():
+    pred = np.array([[1.0, 0.0], [0.0, 2.0]])
+    true = np.array([[1.0, 0.0], [2.0, 0.0]])
+    fs = feature_similarity(pred, true)
+    assert fs["cosine"]["mean"] == pytest.approx(0.5)  # 1 and 0
+    assert fs["l1"]["mean"] == pytest.approx(2.0)  # 0 and 4
+    assert fs["l2"]["mean"] == pytest.approx(np.sqrt(8) / 2)
+
+
+def test_retrieval_perfect_and_known_rank():
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((30, 8))
+    ids = [f"p{i}" for i in range(30)]
+    perfect = retrieval_recall(true, true, ids, ks=(1, 5), pool_size=10, repeats=3)
+    assert perfect["recall"] == {"1": 100.0, "5": 100.0} and perfect["chance"] == {"1": 10.0, "5": 50.0}
+    # three faces on a line: reconstruction 0 sits nearer face 1 than its own face 0
+    true = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    pred = np.array([[0.2, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    r = retrieval_recall(pred, true, ["a", "b", "c"], ks=(1, 2), pool_size=2, repeats=20)
+    # clip 0 is beaten by face 1 (when drawn) and beats face 2: R@1 = (0.5 + 1 + 1) / 3
+    assert 60 < r["recall"]["1"] < 95 and r["recall"]["2"] == 100.0
+
+
+def test_retrieval_pools_never_hold_the_same_speaker_twice():
+    true = np.array([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0]])
+    pred = true.copy()
+    # clips 0 and 1 are one speaker: neither may be a distractor for the other
+    r = retrieval_recall(pred, true, ["a", "a", "b"], ks=(1,), pool_size=2, repeats=5)
+    assert r["recall"]["1"] == 100.0
+
+
+def test_invalid_reconstruction_counts_as_a_miss():
+    true = np.eye(4)
+    r = retrieval_recall(true, true, list("abcd"), ks=(1, 4), pool_size=4, repeats=2,
+                         valid=np.array([True, True, False, True]))
+    assert r["recall"]["1"] == 75.0 and r["recall"]["4"] == 75.0
+
+
+def test_confusion_pearson_decade():
+    c = confusion(["m", "m", "f", "f"], ["m", "f", "f", "f"], ["f", "m"])
+    assert c["counts"] == [[2, 0], [1, 1]] and c["agreement"] == 0.75 and c["row_share"][1] == [0.5, 0.5]
+    p = pearson([1, 2, 3, 4], [2, 4, 6, 8.5])
+    assert p["r"] == pytest.approx(0.9989, abs=1e-3) and p["p"] < 0.01
+    assert np.isnan(pearson([1, 1, 1], [1, 2, 3])["r"])
+    assert [decade(a) for a in (3, 19, 45, 88)] == ["0-9", "10-19", "40-49", "70+"]
+
+
+def test_sharpness_known_values():
+    stripes = np.zeros((224, 224, 3), np.uint8)
+    stripes[:, ::2] = 255  # every column alternates: the Laplacian is ±510 everywhere
+    assert sharpness(stripes) == pytest.approx(510.0**2)
+    assert sharpness(np.full((224, 224, 3), 77, np.uint8)) == 0.0
+    ramp = np.tile(np.linspace(0, 255, 224), (224, 1))  # linear: zero second derivative
+    assert sharpness(np.stack([ramp] * 3, axis=2).astype(np.uint8)) < 1.0
+
+
+def synthetic_landmarks() -> np.ndarray:
+    """A face drawn by hand so each ratio is known (eye centres (±2, 0): IOD = 4)."""
+    lm = np.zeros((68, 2))
+    lm[36:42] = [(-3, 0), (-2.5, -0.5), (-1.5, -0.5), (-1, 0), (-1.5, 0.5), (-2.5, 0.5)]
+    lm[42:48] = [(1, 0), (1.5, -0.5), (2.5, -0.5), (3, 0), (2.5, 0.5), (1.5, 0.5)]
+    lm[0], lm[16], lm[4], lm[12], lm[8] = (-5, 0), (5, 0), (-4, 6), (4, 6), (0, 9)
+    lm[27], lm[33], lm[31], lm[35], lm[32], lm[34] = (0, 0), (0, 3), (-1, 3), (1, 3), (-0.5, 3), (0.5, 3)
+    lm[48], lm[54], lm[50], lm[52], lm[51] = (-2, 5), (2, 5), (-0.5, 4.5), (0.5, 4.5), (0, 4.5)
+    lm[62], lm[66], lm[57] = (0, 5), (0, 5.2), (0, 6)
+    return lm
+
+
+def test_craniofacial_ratios_on_a_synthetic_face():
+    lm = synthetic_landmarks()
+    assert lm[36:42].mean(0) == pytest.approx([-2, 0]) and lm[42:48].mean(0) == pytest.approx([2, 0])
+    m = craniofacial.measurements(lm)
+    assert set(m) == set(craniofacial.MEASUREMENTS) and len(m) == 12
+    assert m["nose_height"] == pytest.approx(3 / 4)
+    assert m["nose_width"] == pytest.approx(2 / 4)
+    assert m["nasal_index"] == pytest.approx(2 / 3)
+    assert m["nose_area"] == pytest.approx(3 / 16)  # triangle (0,0), (-1,3), (1,3)
+    assert m["intercanthal_index"] == pytest.approx(2 / 6)
+    assert m["mouth_face_width_index"] == pytest.approx(4 / 10)
+    assert m["jaw_width"] == pytest.approx(8 / 4)
+    assert m["upper_lip_height"] == pytest.approx(1.5 / 4)
+    assert m["vermilion_height_index"] == pytest.approx(0.5 / 0.8)
+    assert m["mandibular_index"] == pytest.approx(3.9 / 8)
+    assert m["labio_oral_region"] == pytest.approx(3 / 4)
+    assert m["lateral_upper_lip_heights"] == pytest.approx(np.hypot(0.5, 1.5) / 4)
+    # ratios: unchanged by scale, rotation and shift
+    angle = 0.4
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = craniofacial.measurements(3.5 * lm @ rot.T + [100, 40])
+    assert all(moved[k] == pytest.approx(v) for k, v in m.items())
+
+
+def test_ethnicity_classifier_ships_with_its_accuracy():
+    from speech2face.evaluation.attributes import EthnicityClassifier
+
+    clf = EthnicityClassifier.load()
+    assert clf.classes == ("white", "black", "asian", "indian", "other")
+    assert clf.config["held_out_accuracy"] > clf.config["majority_class_accuracy"] + 0.1
+    assert clf.probabilities(np.zeros((2, 128))).shape == (2, 5)
+
+
+# --- the protocol on real pairs -----------------------------------------------------------------
+N_PAIRS = 160
+
+
+@pytest.fixture(scope="session")
+def score_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache") / "scores.jsonl"
+
+
+@pytest.fixture(scope="session")
+def subset(shared_data, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A paired folder of N_PAIRS real pairs (linked) whose pairs.csv has columns nobody knows."""
+    root = tmp_path_factory.mktemp("pairs")
+    with open(PAIRS / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows = [rows[i] for i in sorted(np.random.default_rng(1).permutation(len(rows))[:N_PAIRS])]
+    (root / "faces").mkdir()
+    (root / "audio").mkdir()
+    for r in rows:
+        os.symlink(PAIRS / "faces" / f"{r['stem']}.jpg", root / "faces" / f"{r['stem']}.jpg")
+        os.symlink(PAIRS / "audio" / f"{r['stem']}.opus", root / "audio" / f"{r['stem']}.opus")
+    with open(root / "pairs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["camera", "notes"])
+        writer.writeheader()
+        writer.writerows({**r, "camera": "unknown", "notes": "x"} for r in rows)
+    return root, rows
+
+
+def test_true_faces_score_perfectly(subset, tmp_path, score_cache):
+    from speech2face.evaluation import evaluate
+
+    root, rows = subset
+    m = evaluate(root, root / "faces", tmp_path / "report", cache=score_cache, progress=False, baselines=False)
+    main = next(iter(m["systems"].values()))
+    assert m["pairs_scored"] == N_PAIRS - len(m["problems"]["true_face_not_detected"])
+    assert main["retrieval"]["recall"]["1"] == 100.0
+    assert main["feature_similarity"]["cosine"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    assert main["demographics"]["gender"]["agreement"] == 1.0
+    assert main["quality"]["face_detected_share"] == 1.0
+    assert all(v["r"] == pytest.approx(1.0) for v in main["craniofacial"].values())
+
+
+def test_one_mean_face_scores_chance_and_baselines_run(subset, tmp_path, score_cache):
+    """Every clip gets the same image: by exchangeability its recall is chance, within noise."""
+    from speech2face.evaluation import evaluate
+
+    root, rows = subset
+    images = tmp_path / "mean"
+    images.mkdir()
+    mean = np.mean([np.asarray(Image.open(root / "faces" / f"{r['stem']}.jpg").convert("RGB"), float) for r in rows], axis=0)
+    Image.fromarray(mean.astype(np.uint8)).save(tmp_path / "mean.png")
+    for r in rows:
+        os.symlink(tmp_path / "mean.png", images / f"{r['stem']}.png")
+    m = evaluate(root, images, tmp_path / "report", cache=score_cache, progress=False)
+    recall = m["systems"]["mean"]["retrieval"]["recall"]
+    if m["systems"]["mean"]["reconstructions_with_face"]:
+        assert recall["1"] < 4 and abs(recall["5"] - 5) < 5 and abs(recall["10"] - 10) < 7
+    baseline = m["systems"]["baseline: one mean face"]
+    assert baseline["quality"]["face_detected_share"] == 1.0  # the aligned mean is a detectable face
+    r = baseline["retrieval"]["recall"]
+    assert r["1"] < 4 and abs(r["5"] - 5) < 5 and abs(r["10"] - 10) < 7
+    gender_baseline = m["systems"]["baseline: mean face of the voice's gender"]
+    assert gender_baseline["voice_gender_accuracy"] > 0.75  # identity-disjoint folds
+    assert gender_baseline["demographics"]["gender"]["agreement"] > 0.6
+
+
+def test_bad_images_are_listed_and_report_opens_in_chromium(subset, tmp_path, score_cache):
+    from speech2face.evaluation import evaluate
+    from speech2face.evaluation.report import SECTIONS
+
+    root, rows = subset
+    images = tmp_path / "images"
+    images.mkdir()
+    for r in rows[10:]:
+        os.symlink(root / "faces" / f"{r['stem']}.jpg", images / f"{r['stem']}.jpg")
+    (images / f"{rows[0]['stem']}.png").write_text("not an image")  # unreadable
+    Image.new("RGB", (224, 224), (200, 180, 160)).save(images / f"{rows[1]['stem']}.png")  # no face
+    out = tmp_path / "report"
+    m = evaluate(root, images, out, cache=score_cache, progress=False, baselines=False)
+    problems = m["problems"]
+    missing = set(problems["missing_reconstruction"])
+    assert {r["stem"] for r in rows[2:10]} - set(problems["true_face_not_detected"]) <= missing
+    assert [p["stem"] for p in problems["unreadable_reconstruction"]] == [rows[0]["stem"]] or \
+        rows[0]["stem"] in problems["true_face_not_detected"]
+    assert rows[1]["stem"] in problems["reconstruction_without_face"] + problems["true_face_not_detected"]
+    main = next(iter(m["systems"].values()))
+    assert main["quality"]["face_detected_share"] < 1.0  # counted, not dropped
+    assert json.loads((out / "metrics.json").read_text())["pairs_scored"] == m["pairs_scored"]
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    playwright = pytest.importorskip("playwright.sync_api")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page()
+        page.goto((out / "index.html").as_uri())
+        for section in SECTIONS:
+            assert page.locator(f"section#{section}").is_visible(), section
+        broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        assert broken == [] and page.evaluate("document.images.length") >= 4
+        page.screenshot(path=str(out / "screenshot.png"), full_page=True)
+        browser.close()
+    assert (out / "screenshot.png").stat().st_size > 10_000
