@@ -30,6 +30,15 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FRAMES_PER_SEGMENT = 3  # video frames tried, in turn, for a face
 
 
+AVSPEECH_STEM = re.compile(r"^(?P<yt>[A-Za-z0-9_\-]{11})_\d+(\.\d+)?-\d+(\.\d+)?$")
+
+
+def speaker_from_stem(stem: str, fallback: str) -> str:
+    """AVSpeech stems (``<youtube id>_<start>-<end>``) name their video, i.e. their speaker."""
+    match = AVSPEECH_STEM.match(stem)
+    return f"yt:{match.group('yt')}" if match else fallback
+
+
 def sample_key(text: str) -> str:
     """A WebDataset-safe key: no dots (they separate key from field) and no path separators."""
     return re.sub(r"[^A-Za-z0-9_\-]", "_", text)
@@ -221,7 +230,8 @@ class FaceFolder:
             meta = {"stem": path.stem, **meta}
             yield SourceItem(
                 key=sample_key(f"{self.root.name}_{path.stem}"),
-                speaker=f"{self.root.name}:{path.stem}",  # no identities: each image its own
+                # no identities in face folders: each image its own, unless the name tells the video
+                speaker=meta.get("identity") or speaker_from_stem(path.stem, f"{self.root.name}:{path.stem}"),
                 source=self.kind,
                 image_path=str(path),
                 meta=meta,

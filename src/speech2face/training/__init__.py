@@ -1,0 +1,1 @@
+"""Training: configs, loops, run folders (resolved config, metrics JSONL, checkpoints)."""
