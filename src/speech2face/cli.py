@@ -36,9 +36,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
     cache = None if args.no_cache else Path(args.cache).expanduser()
-    metrics = evaluate(Path(args.data), Path(args.images), Path(args.out), pool=args.pool, repeats=args.repeats,
-                       seed=args.seed, limit=args.limit, cache=cache, baselines=not args.no_baselines,
-                       progress=not args.quiet)
+    metrics = evaluate(Path(args.data), Path(args.images) if args.images else None, Path(args.out), pool=args.pool,
+                       repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
+                       baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
+                       decoder_weights=args.decoder_weights)
     for name, s in metrics["systems"].items():
         r, d = s["retrieval"]["recall"], s["demographics"]
         print(f"{name}: R@1 {r['1']:.1f}  R@5 {r['5']:.1f}  R@10 {r['10']:.1f}  "
@@ -48,10 +49,82 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _normalize(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .data.sources import IMAGE_SUFFIXES
+    from .files import expand_inputs, output_paths
+    from .pipeline import load_decoder
+
+    inputs = expand_inputs(args.inputs, IMAGE_SUFFIXES)
+    outputs = output_paths(inputs, args.output)
+    renderer = load_decoder(args.weights, args.device)
+    failed = 0
+    for src, dst in zip(inputs, outputs):
+        try:
+            face, _ = renderer.normalize(src)
+        except InputError as exc:
+            failed += 1
+            print(f"{src}: skipped: {exc}", file=sys.stderr)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(dst)
+        print(dst)
+    return 1 if failed else 0
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .data.sources import AUDIO_SUFFIXES
+    from .files import expand_inputs, output_paths
+    from .pipeline import load_model
+    from .sheets import contact_sheet
+
+    inputs = expand_inputs(args.inputs, AUDIO_SUFFIXES)
+    outputs = output_paths(inputs, args.output)
+    model = load_model(args.weights, args.decoder_weights, args.device)
+    done, failed = [], 0
+    for src, dst in zip(inputs, outputs):
+        try:
+            result = model.reconstruct(src, duration=args.duration)
+        except InputError as exc:
+            failed += 1
+            print(f"{src}: skipped: {exc}", file=sys.stderr)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(result.image).save(dst)
+        done.append((src.stem, result.image))
+        print(dst)
+    if len(inputs) > 1 and done:
+        sheet = outputs[0].parent / "contact_sheet.png"
+        contact_sheet([img for _, img in done], [name for name, _ in done]).save(sheet)
+        print(f"contact sheet: {sheet}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training.voice import run_from_args
+
+    result = run_from_args(args)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speech2face", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="speech2face",
+                                     description="Hear a few seconds of speech, draw a canonical face of the speaker.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('speech2face').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("reconstruct", help="speech → a canonical face of the speaker")
+    p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs")
+    p.add_argument("-o", "--output", required=True, help="face.png for one clip, or a folder (DIR/<stem>.png + contact_sheet.png)")
+    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0), help="seconds of speech used (default 6)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
+    p.add_argument("--decoder-weights", help="face decoder weights (default: the shipped ones)")
+    p.set_defaults(func=_reconstruct)
 
     p = sub.add_parser("prepare", help="turn audio-visual material into training shards")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
@@ -72,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score reconstructions with the paper's protocol; write a report")
     p.add_argument("--data", required=True, help="paired folder (pairs.csv, audio/, faces/) with the true faces")
-    p.add_argument("--images", required=True, help="folder of reconstructions named <stem>.png|jpg")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--images", help="folder of any system's reconstructions named <stem>.png|jpg")
+    which.add_argument("--model", help="voice encoder weights to reconstruct every clip with ('shipped' for ours)")
+    p.add_argument("--decoder-weights", help="with --model: face decoder weights (default: the shipped ones)")
     p.add_argument("--out", required=True, help="report folder (metrics.json, index.html, plots)")
     p.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100)")
     p.add_argument("--repeats", type=int, default=10, help="random pools per clip (default 10)")
@@ -84,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="skip the mean-face and voice-gender baselines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("normalize", help="photo → face descriptor → canonical frontal face")
+    p.add_argument("inputs", nargs="+", help="image files, folders or globs")
+    p.add_argument("-o", "--output", required=True, help="face.png for one input, or a folder (DIR/<stem>.png)")
+    p.add_argument("--weights", help="face decoder weights (default: the shipped ones)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.set_defaults(func=_normalize)
+
+    from .training.voice import add_arguments
+
+    p = sub.add_parser("train", help="train a voice encoder (speech → face descriptor); torchrun-ready")
+    add_arguments(p)
+    p.set_defaults(func=_train)
     return parser
 
 

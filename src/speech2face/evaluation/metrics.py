@@ -93,7 +93,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> dict:
     from scipy import stats
 
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"r": float("nan"), "p": float("nan"), "n": int(len(x))}
     result = stats.pearsonr(x, y)
     return {"r": float(result.statistic), "p": float(result.pvalue), "n": int(len(x))}

@@ -157,18 +157,56 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
     return ["m" if p else "f" for p in pred]
 
 
-def evaluate(data: Path, images: Path, out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
-             limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
-             progress: bool = True, name: Optional[str] = None) -> dict:
+def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
+                      progress: bool) -> tuple[Path, Path]:
+    """Reconstruct every clip with a trained model (→ out/reconstructions) and decode every true
+    face's own descriptor (→ out/decoder_on_true_face, the upper bound)."""
+    from PIL import Image
     from tqdm import tqdm
 
-    data, images, out = Path(data), Path(images), Path(out)
-    if not images.is_dir():
-        raise InputError(f"{images}: not a folder of images")
+    from ..data.sources import AUDIO_SUFFIXES
+    from ..errors import FaceError
+    from ..pipeline import load_model
+
+    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu")
+    recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
+    recon_dir.mkdir(parents=True, exist_ok=True)
+    upper_dir.mkdir(parents=True, exist_ok=True)
+    for row in tqdm(rows, desc="reconstruct", unit="clip", disable=not progress):
+        clip = next((data / "audio" / f"{row['stem']}{s}" for s in AUDIO_SUFFIXES
+                     if (data / "audio" / f"{row['stem']}{s}").is_file()), None)
+        true = find_image(data / "faces", row["stem"])
+        if clip is not None:
+            try:
+                Image.fromarray(s2f.reconstruct(clip).image).save(recon_dir / f"{row['stem']}.png")
+            except InputError:
+                pass  # no image: listed as a missing reconstruction
+        if true is not None:
+            try:
+                Image.fromarray(s2f.renderer.normalize(true)[0]).save(upper_dir / f"{row['stem']}.png")
+            except FaceError:
+                pass
+    return recon_dir, upper_dir
+
+
+def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
+             limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
+             progress: bool = True, name: Optional[str] = None, model: Optional[str] = None,
+             decoder_weights: Optional[str] = None) -> dict:
+    from tqdm import tqdm
+
+    data, out = Path(data), Path(out)
     rows = read_pairs(data)
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
         rows = [rows[i] for i in keep]
+    upper_dir = None
+    if model is not None:
+        images, upper_dir = render_with_model(rows, data, out, model, decoder_weights, progress)
+        name = name or f"speech2face ({model})"
+    if images is None or not Path(images).is_dir():
+        raise InputError(f"{images}: not a folder of images")
+    images = Path(images)
     scorer = ImageScorer(cache)
     problems = {"missing_true_face": [], "true_face_not_detected": [], "missing_reconstruction": [],
                 "unreadable_reconstruction": [], "reconstruction_without_face": []}
@@ -200,6 +238,9 @@ def evaluate(data: Path, images: Path, out: Path, pool: int = 100, repeats: int 
                          + ", ".join(f"{k}: {len(v)}" for k, v in problems.items() if v))
     out.mkdir(parents=True, exist_ok=True)
     systems = {name or images.name: score_system(recon_scores, true_scores, kept, pool, repeats, seed)}
+    if upper_dir is not None:
+        upper = [scorer.score(find_image(upper_dir, r["stem"]) or upper_dir / "missing.png") for r in kept]
+        systems["upper bound: decoder on the true face descriptor"] = score_system(upper, true_scores, kept, pool, repeats, seed)
     baseline_images: dict[str, np.ndarray] = {}
     if baselines:
         aligned = [align_face(load_image(r["true_path"]), np.asarray(s.landmarks68))[0] for r, s in zip(kept, true_scores)]
@@ -221,6 +262,7 @@ def evaluate(data: Path, images: Path, out: Path, pool: int = 100, repeats: int 
     metrics = {
         "data": str(data),
         "images": str(images),
+        "model": model,
         "pairs_listed": len(rows),
         "pairs_scored": len(kept),
         "speakers_scored": len({r["identity"] for r in kept}),

@@ -73,6 +73,11 @@ class FaceDecoder(nn.Module):
         x = self.texture_fc(desc).view(-1, self.config.channels[0], self.start, self.start)
         return torch.sigmoid(self.to_rgb(self.texture_cnn(x)))
 
+    def first_layer(self, desc: torch.Tensor) -> torch.Tensor:
+        """f_dec of the Speech2Face loss: the decoder's first linear layers, (B, D) → (B, hidden + C·s²)."""
+        desc = desc / desc.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        return torch.cat([self.landmarks_head[0](desc), self.texture_fc[0](desc)], dim=1)
+
     def forward(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
         """desc (B, D) → image (B, 3, size, size) in [0, 1], texture, landmarks (B, 68, 2)."""
         desc = desc / desc.norm(dim=1, keepdim=True).clamp_min(1e-6)  # dlib descriptors have norm ≈ 1

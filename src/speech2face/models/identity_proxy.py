@@ -26,6 +26,14 @@ class IdentityProxy(nn.Module):
         self.features = nn.Sequential(*layers)  # (B, 3, S, S) → (B, C, S / 32, S / 32)
         self.head = nn.Linear(c, descriptor_dim)
 
+    def feature_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Activations after each down block, for a perceptual loss: [(B, C_i, S / 2^i, S / 2^i), ...]."""
+        maps, x = [], image * 2 - 1
+        for block in self.features:
+            x = block(x)
+            maps.append(x)
+        return maps
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         # image (B, 3, S, S) in [0, 1] → (B, D), unit norm
         x = self.features(image * 2 - 1).mean(dim=(2, 3))

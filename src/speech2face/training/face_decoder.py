@@ -44,7 +44,10 @@ class FaceDecoderTrainConfig:
     w_image: float = 1.0
     w_gradient: float = 1.0
     w_landmarks: float = 1.0
-    w_identity: float = 0.5
+    w_identity: float = 1.0
+    w_perceptual: float = 0.5
+    background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
+    proxy_from: str | None = None  # reuse a trained proxy.pt (e.g. from an earlier run)
     checkpoint_every: int = 100  # steps
     limit: int | None = None  # faces, for a quick try
     decoder: dict = field(default_factory=lambda: FaceDecoderConfig().to_dict())
@@ -72,6 +75,58 @@ def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
         "sources": sources,
         "dev": torch.tensor([split_of(s) == "dev" for s in speakers]),
     }
+
+
+def face_mask(landmarks: torch.Tensor, size: int, feather: float = 0.08) -> torch.Tensor:
+    """Soft ellipse around face and hair from 68 landmarks: (N, 68, 2) → (N, 1, S, S) in [0, 1].
+
+    Without a segmentation model the head is approximated by an ellipse spanning the jaw width
+    (widened for hair), from well above the brows (hair) down to the chin.
+    """
+    jaw_left, jaw_right, chin = landmarks[:, 0], landmarks[:, 16], landmarks[:, 8]
+    brows_y = landmarks[:, 17:27, 1].mean(1)
+    width = (jaw_right[:, 0] - jaw_left[:, 0]).clamp_min(1.0)
+    top, bottom = brows_y - 0.75 * width, chin[:, 1] + 0.05 * width
+    cx, cy = (jaw_left[:, 0] + jaw_right[:, 0]) / 2, (top + bottom) / 2
+    a, b = 0.68 * width, (bottom - top) / 2
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    r = (((xs - cx[:, None, None]) / a[:, None, None]) ** 2 + ((ys - cy[:, None, None]) / b[:, None, None]) ** 2).sqrt()
+    return torch.sigmoid((1 - r) / feather)[:, None]
+
+
+def photographed_area(images: torch.Tensor) -> torch.Tensor:
+    """Where the aligned crop shows the photo, not the flat fill that alignment adds outside it:
+    (N, 3, S, S) uint8 → (N, 1, S, S) soft mask. The fill is the exact colour shared by ≥ 2 corners."""
+    x = images.float()
+    corners = torch.stack([x[:, :, 0, 0], x[:, :, 0, -1], x[:, :, -1, 0], x[:, :, -1, -1]], 1)  # (N, 4, 3)
+    same = (corners[:, :, None] - corners[:, None]).abs().amax(-1) < 0.5  # (N, 4, 4)
+    votes = same.sum(-1)  # how many corners share each corner's colour
+    fill = corners[torch.arange(len(x)), votes.argmax(1)]  # (N, 3)
+    has_fill = votes.amax(1) >= 2
+    flat = ((x - fill[:, :, None, None]).abs().amax(1, keepdim=True) < 2.5) & has_fill[:, None, None, None]
+    flat = flat.float()  # (N, 1, S, S)
+    border = torch.zeros_like(flat)
+    border[..., 0, :] = border[..., -1, :] = border[..., :, 0] = border[..., :, -1] = 1
+    filled = flat * border  # grow from the border through flat pixels only: skin of the fill's colour stays
+    for _ in range(x.shape[-1]):
+        grown = F.max_pool2d(filled, 3, 1, 1) * flat
+        if torch.equal(grown, filled):
+            break
+        filled = grown
+    valid = 1 - filled
+    valid = -F.max_pool2d(-valid, 5, 1, 2)  # erode: drop the resampled seam
+    return F.avg_pool2d(valid, 5, 1, 2)  # feather
+
+
+def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple[int, int, int], batch: int = 512) -> torch.Tensor:
+    """Replace everything outside the head ellipse, and the alignment fill, by a plain colour: uint8 (N, 3, S, S)."""
+    out = []
+    bg = torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1)
+    for i in range(0, len(images), batch):
+        chunk = images[i:i + batch]
+        m = face_mask(landmarks[i:i + batch], images.shape[-1]) * photographed_area(chunk)
+        out.append((chunk.float() * m + bg * (1 - m)).round().byte())
+    return torch.cat(out)
 
 
 def shape_free_textures(images: torch.Tensor, landmarks: torch.Tensor, mean: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -125,7 +180,7 @@ def train_proxy(run: Run, cfg: FaceDecoderTrainConfig, data: dict, train_idx: np
             cos = torch.cat([(proxy(data["images"][dev_idx[i:i + 256]].float() / 255)
                               * F.normalize(data["desc"][dev_idx[i:i + 256]], dim=1)).sum(1)
                              for i in range(0, len(dev_idx), 256)])
-        run.log(stage="proxy", epoch=epoch, train_loss=float(loss), dev_cosine=float(cos.mean()))
+        run.log(stage="proxy", epoch=epoch, train_loss=loss.item(), dev_cosine=cos.mean().item())
         print(f"proxy epoch {epoch}: dev cosine to dlib {float(cos.mean()):.3f}", flush=True)
     torch.save(proxy.state_dict(), path)
     return proxy.eval()
@@ -147,11 +202,19 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     train_idx = np.flatnonzero(~data["dev"].numpy())
     dev_idx = np.flatnonzero(data["dev"].numpy())
     mean = data["landmarks"][train_idx].mean(0)  # (68, 2)
-    if "textures" not in data:
-        data["textures"] = shape_free_textures(data["images"], data["landmarks"], mean)
-    proxy = train_proxy(run, cfg, data, train_idx, dev_idx)
+    proxy_images = data["images"]  # the proxy learns dlib's descriptor from the faces as photographed
+    data["targets"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
+    data["textures"] = shape_free_textures(data["targets"], data["landmarks"], mean)
+    if cfg.proxy_from and not (run.folder / "proxy.pt").is_file():
+        import shutil
+
+        shutil.copy(cfg.proxy_from, run.folder / "proxy.pt")
+    proxy = train_proxy(run, cfg, {**data, "images": proxy_images}, train_idx, dev_idx)
     for p in proxy.parameters():
         p.requires_grad_(False)
+    # identity is compared around the mean descriptor: raw dlib descriptors of different people
+    # already have cosine ≈ 0.83, so an uncentred cosine barely tells faces apart
+    center = F.normalize(data["desc"][train_idx], dim=1).mean(0)
 
     model = FaceDecoder(dcfg, mean.clone())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.decoder_lr, betas=(0.5, 0.999))
@@ -169,17 +232,19 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     while elapsed + (time.time() - tick) < budget:
         idx = rng.choice(train_idx, cfg.batch_size, replace=False)
         desc = data["desc"][idx]
-        target_img = data["images"][idx].float() / 255
+        target_img = data["targets"][idx].float() / 255
         target_tex = data["textures"][idx].float() / 255
         out = model(desc)
         gx, gy = image_gradients(out["image"])
         tx, ty = image_gradients(target_img)
+        out_maps, target_maps = proxy.feature_maps(out["image"]), proxy.feature_maps(target_img)
         losses = {
             "texture": F.l1_loss(out["texture"], target_tex),
             "image": F.l1_loss(out["image"], target_img),
             "gradient": F.l1_loss(gx, tx) + F.l1_loss(gy, ty),
             "landmarks": F.mse_loss(out["landmarks"], data["landmarks"][idx]) / dcfg.size,
-            "identity": (1 - (proxy(out["image"]) * F.normalize(desc, dim=1)).sum(1)).mean(),
+            "perceptual": sum(F.l1_loss(a, b) for a, b in zip(out_maps, target_maps)) / len(out_maps),
+            "identity": (1 - F.cosine_similarity(proxy(out["image"]) - center, F.normalize(desc, dim=1) - center)).mean(),
         }
         loss = sum(getattr(cfg, f"w_{k}") * v for k, v in losses.items())
         opt.zero_grad()
@@ -187,7 +252,7 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
         opt.step()
         step += 1
         if step % 20 == 0:
-            run.log(stage="decoder", step=step, loss=float(loss), **{k: float(v) for k, v in losses.items()})
+            run.log(stage="decoder", step=step, loss=loss.item(), **{k: v.item() for k, v in losses.items()})
         if step % cfg.checkpoint_every == 0:
             run.save_checkpoint({"stage": "decoder", "model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "step": step, "elapsed": elapsed + time.time() - tick})
@@ -214,9 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, help="use only the first N faces")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--proxy-from", help="reuse a trained identity proxy (proxy.pt of an earlier run)")
     args = parser.parse_args(argv)
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
-                                 proxy_epochs=args.proxy_epochs, decoder_minutes=args.minutes, limit=args.limit)
+                                 proxy_epochs=args.proxy_epochs, decoder_minutes=args.minutes, limit=args.limit,
+                                 proxy_from=args.proxy_from)
     print(train(cfg, Path(args.export) if args.export else None))
 
 

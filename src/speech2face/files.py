@@ -1,0 +1,45 @@
+"""Expand command-line inputs (files, folders, globs) and name outputs after them."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import InputError
+
+
+def expand_inputs(patterns: Iterable[str], suffixes: Sequence[str]) -> list[Path]:
+    """Files named directly, files with one of ``suffixes`` inside folders, and glob matches; in order, once each."""
+    found: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        elif any(c in pattern for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            if not matches:
+                raise InputError(f"{pattern}: no file matches")
+            found += [p for p in matches if p.is_file()]
+        else:
+            raise InputError(f"{pattern}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise InputError("no input files found")
+    return unique
+
+
+def output_paths(inputs: list[Path], out: str, suffix: str = ".png") -> list[Path]:
+    """``-o face.png`` for one input; ``-o DIR`` → ``DIR/<input stem>.png`` for any number."""
+    target = Path(out)
+    if len(inputs) == 1 and target.suffix and not target.is_dir():
+        return [target]
+    if target.suffix and not target.is_dir():
+        raise InputError(f"{out}: with {len(inputs)} inputs, -o must be a folder")
+    stems = [p.stem for p in inputs]
+    duplicates = {s for s in stems if stems.count(s) > 1}
+    if duplicates:
+        raise InputError(f"several inputs share the name {sorted(duplicates)[0]!r}; outputs would overwrite each other")
+    return [target / f"{s}{suffix}" for s in stems]

@@ -1,0 +1,139 @@
+"""The line from input to face, for the CLI, the web app and Python users.
+
+    import speech2face
+    model = speech2face.load_model()                  # shipped weights, checksums verified
+    result = model.reconstruct("clip.wav")            # .image (224, 224, 3) uint8, .descriptor (128,)
+    face, descriptor = model.renderer.normalize("photo.jpg")   # the face-to-face check
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import audio
+from .errors import InputError
+from .faces import FACE_SIZE, FaceAnalyzer, ImageSource
+from .models.face_decoder import FaceDecoder, FaceDecoderConfig
+from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
+from .weights import load_weights
+
+DECODER_WEIGHTS = "face_decoder.safetensors"
+VOICE_WEIGHTS = "voice_encoder.safetensors"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def asset_path(name: str) -> Path:
+    return Path(str(resources.files("speech2face") / "assets" / name))
+
+
+class FaceRenderer:
+    """A trained FaceDecoder plus the face front end: descriptors or photos → canonical faces."""
+
+    def __init__(self, decoder: FaceDecoder, device: str = "cpu", size: int = FACE_SIZE) -> None:
+        self.decoder = decoder.to(device).eval()
+        self.device = device
+        self.size = size
+
+    @functools.cached_property
+    def analyzer(self) -> FaceAnalyzer:
+        return FaceAnalyzer()
+
+    @torch.no_grad()
+    def decode(self, descriptors: np.ndarray) -> np.ndarray:
+        """(N, D) or (D,) descriptors → (N, size, size, 3) uint8 canonical faces."""
+        desc = torch.as_tensor(np.atleast_2d(descriptors), dtype=torch.float32, device=self.device)
+        image = self.decoder(desc)["image"]  # (N, 3, s, s) in [0, 1]
+        if image.shape[-1] != self.size:
+            image = F.interpolate(image, size=(self.size, self.size), mode="bicubic", align_corners=False)
+        return (image.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    def normalize(self, photo: ImageSource) -> tuple[np.ndarray, np.ndarray]:
+        """Photo → (canonical face (size, size, 3) uint8, descriptor (D,)): the face-to-face check."""
+        descriptor = self.analyzer.descriptor(photo)
+        return self.decode(descriptor)[0], descriptor
+
+
+def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] = None) -> FaceRenderer:
+    """The face decoder from ``path`` (default: the weights shipped in the package), verified."""
+    path = Path(path) if path else asset_path(DECODER_WEIGHTS)
+    tensors, config = load_weights(path)
+    decoder = FaceDecoder(FaceDecoderConfig.from_dict(config["decoder"]))
+    decoder.load_state_dict(tensors)
+    return FaceRenderer(decoder, device or default_device())
+
+
+@dataclass
+class Reconstruction:
+    image: np.ndarray  # (224, 224, 3) uint8 canonical face
+    descriptor: np.ndarray  # (D,) predicted face descriptor
+
+
+class Speech2Face:
+    """Voice encoder + face decoder: speech → face descriptor → canonical face."""
+
+    def __init__(self, encoder: VoiceEncoder, center: torch.Tensor, exaggeration: float, renderer: FaceRenderer,
+                 device: str = "cpu") -> None:
+        self.encoder = encoder.to(device).eval()
+        self.center = center.to(device)
+        self.exaggeration = exaggeration
+        self.renderer = renderer
+        self.device = device
+
+    def features(self, wave: np.ndarray) -> torch.Tensor:
+        """A fixed-length 16 kHz clip → what the encoder reads: (256,) embedding or (2, T, 257) spectrogram."""
+        if self.encoder.input_kind == "spk":
+            return torch.from_numpy(audio.speaker_embedding(wave))
+        return audio.spectrogram(wave)
+
+    @torch.no_grad()
+    def descriptors(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Fixed-length clips → (N, D) predicted face descriptors (exaggerated as chosen in training)."""
+        x = torch.stack([self.features(w) for w in waves]).to(self.device)
+        pred = self.encoder(x)
+        return (self.center + self.exaggeration * (pred - self.center)).cpu().numpy()
+
+    def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], sample_rate: Optional[int] = None,
+                    duration: float = audio.CLIP_SECONDS) -> Reconstruction:
+        """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction."""
+        return self.reconstruct_many([source], sample_rate, duration)[0]
+
+    def reconstruct_many(self, sources: list, sample_rate: Optional[int] = None,
+                         duration: float = audio.CLIP_SECONDS) -> list[Reconstruction]:
+        waves = [self.load(s, sample_rate, duration) for s in sources]
+        descs = self.descriptors(waves)
+        images = self.renderer.decode(descs)
+        return [Reconstruction(img, d) for img, d in zip(images, descs)]
+
+    @staticmethod
+    def load(source, sample_rate: Optional[int], duration: float) -> np.ndarray:
+        if isinstance(source, np.ndarray):
+            if sample_rate is None:
+                raise InputError("a wave array needs its sample_rate")
+            wave = np.asarray(source, dtype=np.float32)
+            wave = wave.mean(axis=1) if wave.ndim == 2 else wave
+            wave = audio.resample(wave, sample_rate)
+            audio.check_speech(wave)
+            return audio.fix_length(wave, audio.clip_samples(duration))
+        return audio.load_clip(source, seconds=duration)
+
+
+def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights: Optional[Union[str, Path]] = None,
+               device: Optional[str] = None) -> Speech2Face:
+    """The voice encoder and face decoder (default: the weights shipped in the package), verified."""
+    device = device or default_device()
+    tensors, config = load_weights(Path(voice_weights) if voice_weights else asset_path(VOICE_WEIGHTS))
+    encoder = VoiceEncoder(VoiceEncoderConfig.from_dict(config["encoder"]))
+    encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
+    return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
+                       load_decoder(decoder_weights, device), device)

@@ -1,0 +1,288 @@
+"""Train a voice encoder (speech → face descriptor) with the Speech2Face loss.
+
+One process (CPU or one GPU):
+    speech2face train shards/pairs --out runs/voice
+Several processes on one machine (gloo on CPU, nccl on GPUs), the data split by rank:
+    torchrun --standalone --nproc-per-node 2 -m speech2face.training.voice shards/pairs --out runs/voice
+Several machines (run on each, with its --node-rank):
+    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \
+        --rdzv-endpoint HOST:29500 -m speech2face.training.voice shards/avspeech --variant paper --out runs/paper
+
+The run folder holds the resolved config (config.json), metrics.jsonl, and checkpoint.pt written
+after every epoch; re-running the same command resumes from it and reaches the same weights as an
+uninterrupted run with the same seed (each epoch's data order and random state derive from the
+seed and the epoch number alone). Speakers are split by ``speech2face.data.splits``: 'dev'
+speakers are never seen; 'val' speakers (a part of the training speakers) choose the epoch and
+the exaggeration factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import ShardDataset
+from ..data.splits import tuning_split_of
+from ..evaluation.metrics import retrieval_recall
+from ..models.losses import LossConfig, speech2face_loss
+from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
+from ..weights import save_weights
+from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .runs import Run
+
+CROP_SECONDS = (6.0, 4.0, 4.0, 4.0, 3.0, 3.0)  # speaker-embedding views of each clip (augmentation)
+EXAGGERATIONS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+
+
+@dataclass
+class VoiceTrainConfig:
+    shards: list[str] = field(default_factory=list)
+    out: str = "runs/voice"
+    variant: str = "speaker"
+    decoder_weights: Optional[str] = None  # f_dec of the loss; default: the shipped face decoder
+    distill: bool = True  # ethnicity classifier logits as the distillation classifier
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_decay: float = 0.95  # multiplied every decay_every steps (the paper: 0.95 every 10k)
+    decay_every: int = 200
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: Optional[str] = None
+    loss: dict = field(default_factory=lambda: asdict(LossConfig(distill_weight=0.1)))
+    encoder: dict = field(default_factory=lambda: VoiceEncoderConfig().to_dict())
+    limit: Optional[int] = None
+
+    @classmethod
+    def from_file_and_flags(cls, path: Optional[str], **flags) -> "VoiceTrainConfig":
+        base = json.loads(Path(path).read_text()) if path else {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(base) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        base.update({k: v for k, v in flags.items() if v is not None})
+        return cls(**base)
+
+
+# --- data ----------------------------------------------------------------------------------------
+def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
+    """Every sample with audio: input features, target descriptor, speaker, split."""
+    from .. import audio
+    from ..speaker import speaker_encoder
+
+    fields_needed = ["desc", "audio"] if kind == "spk" else ["desc", "spec"]
+    feats, descs, speakers, genders = [], [], [], []
+    for sample in ShardDataset(cfg.shards, fields=fields_needed):
+        if not sample["json"].get("has_audio"):
+            continue
+        if kind == "spk":  # several crops of the clip through the frozen GE2E: (V, 256)
+            wave = sample["audio"]
+            views = [speaker_encoder().embed(audio.fix_length(wave, audio.clip_samples(s), o))
+                     for s, o in zip(CROP_SECONDS, ("center", "start", "center", 10**9, "start", 10**9))]
+            feats.append(np.stack(views))
+        else:
+            feats.append(sample["spec"])
+        descs.append(sample["desc"])
+        speakers.append(sample["json"]["speaker"])
+        genders.append(sample["json"]["meta"].get("gender", ""))
+        if cfg.limit and len(descs) >= cfg.limit:
+            break
+    return {
+        "features": torch.from_numpy(np.stack(feats)),
+        "desc": torch.from_numpy(np.stack(descs)).float(),
+        "speakers": speakers,
+        "genders": genders,
+        "split": [tuning_split_of(s) for s in speakers],
+    }
+
+
+def batch_features(data: dict, idx: np.ndarray, kind: str, rng: Optional[np.random.Generator]) -> torch.Tensor:
+    x = data["features"][idx]
+    if kind == "spk":  # (B, V, 256): a random view when training, the mean of all views otherwise
+        if rng is None:
+            return F.normalize(x.float().mean(1), dim=-1)
+        return x[torch.arange(len(idx)), torch.from_numpy(rng.integers(0, x.shape[1], len(idx)))].float()
+    return x.float()
+
+
+# --- loss pieces --------------------------------------------------------------------------------
+def loss_functions(cfg: VoiceTrainConfig, device: str):
+    """f_dec from the face decoder (identity if none is available) and the distillation classifier."""
+    f_dec = None
+    try:
+        from ..pipeline import load_decoder
+
+        decoder = load_decoder(cfg.decoder_weights, "cpu").decoder.to(device)
+        for p in decoder.parameters():
+            p.requires_grad_(False)
+        f_dec = decoder.first_layer
+    except Exception as exc:  # no decoder weights yet: plain L1 on descriptors
+        print(f"no face decoder for f_dec ({exc}); using the descriptor itself")
+    classifier = None
+    if cfg.distill:
+        from ..evaluation.attributes import EthnicityClassifier
+
+        eth = EthnicityClassifier.load()
+        w, b, mean, std = (torch.tensor(a, dtype=torch.float32, device=device) for a in (eth.weight, eth.bias, eth.mean, eth.std))
+        classifier = lambda d: ((d - mean) / std) @ w.T + b  # noqa: E731
+    return f_dec, classifier
+
+
+def exaggerate(pred: torch.Tensor, center: torch.Tensor, factor: float) -> torch.Tensor:
+    """Push predictions away from the mean prediction (the paper's faces are 'exaggerated')."""
+    return center + factor * (pred - center)
+
+
+@torch.no_grad()
+def predict(model: VoiceEncoder, data: dict, idx: np.ndarray, kind: str, device: str) -> torch.Tensor:
+    model.eval()
+    out = [model(batch_features(data, idx[i:i + 256], kind, None).to(device)).cpu() for i in range(0, len(idx), 256)]
+    return torch.cat(out) if out else torch.zeros(0, model.config.descriptor_dim)
+
+
+def descriptor_recall(pred: torch.Tensor, data: dict, idx: np.ndarray) -> dict:
+    """Retrieval in descriptor space (cheap stand-in for the image scorer, for tuning only)."""
+    ids = [data["speakers"][i] for i in idx]
+    if len(set(ids)) < 2:
+        return {"1": float("nan"), "5": float("nan"), "10": float("nan")}
+    r = retrieval_recall(pred.numpy(), data["desc"][idx].numpy(), ids, (1, 5, 10), 100, 5, 0)
+    return r["recall"]
+
+
+# --- training -----------------------------------------------------------------------------------
+def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
+    info = init_distributed(cfg.device)
+    enc_cfg = VoiceEncoderConfig.from_dict({**cfg.encoder, "variant": cfg.variant})
+    model = VoiceEncoder(enc_cfg).to(info.device)
+    kind = model.input_kind
+    run = Run(Path(cfg.out), asdict(cfg)) if info.is_main else None
+    barrier(info)
+    cache = Path(cfg.out) / f"pairs_{kind}_{cfg.limit or 'all'}.pt"  # decoded features, reused on resume
+    if cache.is_file():
+        data = torch.load(cache, weights_only=False)
+    else:
+        data = load_pairs(cfg, kind)
+        if info.is_main:
+            torch.save(data, cache)
+    split = np.array(data["split"])
+    train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
+    f_dec, classifier = loss_functions(cfg, info.device)
+    loss_cfg = LossConfig(**cfg.loss)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), eps=1e-4, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.lr_decay)
+    start_epoch, best = 0, {"epoch": -1, "val_r10": -1.0, "state": None}
+    ckpt_path = Path(cfg.out) / "checkpoint.pt"
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        if info.is_main:
+            print(f"resumed after epoch {state['epoch']}", flush=True)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if info.world > 1 else model
+    per_rank = len(train_idx) // info.world
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: a function of (seed, epoch) only
+        rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
+        order = rng.permutation(train_idx)
+        mine = order[info.rank * per_rank:(info.rank + 1) * per_rank]  # this rank's share
+        ddp.train()
+        totals = []
+        for start in range(0, len(mine) - cfg.batch_size // 2, cfg.batch_size):
+            idx = mine[start:start + cfg.batch_size]
+            x = batch_features(data, idx, kind, rng).to(info.device)
+            terms = speech2face_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
+            opt.zero_grad()
+            terms["total"].backward()
+            opt.step()
+            sched.step()
+            totals.append({k: v.item() for k, v in terms.items()})
+        if info.is_main:
+            val_recall = descriptor_recall(predict(model, data, val_idx, kind, info.device), data, val_idx)
+            mean_terms = {k: float(np.mean([t[k] for t in totals])) for k in totals[0]} if totals else {}
+            if val_recall["10"] > best["val_r10"]:
+                best = {"epoch": epoch, "val_r10": val_recall["10"],
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            run.log(epoch=epoch, lr=sched.get_last_lr()[0], world_size=info.world, samples_per_rank=len(mine),
+                    train_samples=len(train_idx), **{f"train_{k}": v for k, v in mean_terms.items()},
+                    **{f"val_r{k}": v for k, v in val_recall.items()})
+            if epoch % 10 == 0 or epoch == cfg.epochs - 1:
+                print(f"epoch {epoch}: loss {mean_terms.get('total', float('nan')):.4f}, val R@1/5/10 "
+                      f"{val_recall['1']:.1f}/{val_recall['5']:.1f}/{val_recall['10']:.1f}", flush=True)
+            tmp = ckpt_path.with_suffix(".pt.tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "best": best}, tmp)
+            tmp.replace(ckpt_path)
+        barrier(info)
+    result: dict = {}
+    if info.is_main:
+        result = finish(cfg, model, best, data, kind, (train_idx, val_idx, dev_idx), info.device, export)
+        run.log(stage="done", **{k: v for k, v in result.items() if not isinstance(v, dict)})
+    shutdown(info)
+    return result
+
+
+def finish(cfg, model, best, data, kind, splits, device, export) -> dict:
+    """Keep the best epoch on val, choose the exaggeration factor on val, export."""
+    train_idx, val_idx, dev_idx = splits
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    center = predict(model, data, train_idx, kind, device).mean(0)
+    val_pred = predict(model, data, val_idx, kind, device)
+    scores = {f: descriptor_recall(exaggerate(val_pred, center, f), data, val_idx)["10"] for f in EXAGGERATIONS}
+    factor = max(scores, key=scores.get)
+    result = {"best_epoch": best["epoch"], "exaggeration": factor, "val_r10_by_exaggeration": scores,
+              "n_train": len(train_idx), "n_val": len(val_idx), "n_dev": len(dev_idx)}
+    if export is not None:
+        config = {"model": "VoiceEncoder", "encoder": model.config.to_dict(), "exaggeration": factor,
+                  "training": {**result, "config": asdict(cfg)},
+                  "reproduce": f"speech2face train {' '.join(cfg.shards)} --out {cfg.out} --variant {cfg.variant} --seed {cfg.seed}"}
+        tensors = {**{f"encoder.{k}": v for k, v in model.state_dict().items()}, "center": center}
+        result["sha256"] = save_weights(export, tensors, config)
+    return result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shards", nargs="*", help="prepared shard folders with audio (speech2face prepare)")
+    p.add_argument("--config", help="JSON file with VoiceTrainConfig fields; flags override it")
+    p.add_argument("--out", help="run folder (default runs/voice)")
+    p.add_argument("--variant", choices=("speaker", "paper"), help="speaker (default) or paper")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available)")
+    p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: shipped)")
+    p.add_argument("--limit", type=int, help="use only the first N pairs")
+    p.add_argument("--export", help="write the trained encoder here (safetensors + sha256)")
+
+
+def run_from_args(args: argparse.Namespace) -> dict:
+    cfg = VoiceTrainConfig.from_file_and_flags(
+        args.config, shards=args.shards or None, out=args.out, variant=args.variant, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        decoder_weights=args.decoder_weights, limit=args.limit)
+    if not cfg.shards:
+        raise SystemExit("no shards given (positional SHARDS or 'shards' in --config)")
+    return train(cfg, Path(args.export) if args.export else None)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    result = run_from_args(parser.parse_args(argv))
+    if result:
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Voice encoder and training: shapes of both variants, the loss on hand-computed examples,
+overfitting a handful of real pairs, kill-and-resume equivalence, a 2-process torchrun run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speech2face.models.losses import LossConfig, distillation, speech2face_loss
+from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
+
+from conftest import PAIRS
+
+
+def test_paper_encoder_shapes_follow_table_1():
+    model = VoiceEncoder(VoiceEncoderConfig(variant="paper")).eval()
+    assert model.input_kind == "spec"
+    convs = [m for m in model.net.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 128, 256, 512, 512, 512]
+    assert all(c.kernel_size == (4, 4) for c in convs) and [c.stride[0] for c in convs][-2:] == [2, 2]
+    pools = [m for m in model.net.convs if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 4 and all(p.kernel_size == (2, 1) for p in pools)  # time only
+    assert model.net.fc[0].out_features == 4096 and model.net.fc[2].out_features == 128
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 298, 257)).shape == (1, 128)  # 3 s clip; 6 s works the same
+    vgg = VoiceEncoder(VoiceEncoderConfig(variant="paper", descriptor_dim=4096, paper_convs=((8, 1, True), (8, 2, False))))
+    assert vgg(torch.randn(2, 2, 598, 257)).shape == (2, 4096)
+
+
+def test_speaker_encoder_shapes():
+    model = VoiceEncoder()
+    assert model.config.variant == "speaker" and model.input_kind == "spk"
+    assert model(torch.randn(5, 256)).shape == (5, 128)
+    with pytest.raises(ValueError, match="unknown voice encoder variant"):
+        VoiceEncoder(VoiceEncoderConfig(variant="gan"))
+
+
+def test_loss_on_hand_computed_examples():
+    pred = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    target = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    terms = speech2face_loss(pred, target, config=LossConfig(l2_weight=0.025))
+    # L1: mean |diff| = (1 + 1 + 0 + 1) / 4; L2 on unit vectors: (2 + 0) / 2
+    assert terms["l1"].item() == pytest.approx(0.75)
+    assert terms["l2"].item() == pytest.approx(1.0)
+    assert terms["total"].item() == pytest.approx(0.75 + 0.025 * 1.0)
+    # f_dec: errors are measured after the decoder's first layer
+    double = speech2face_loss(pred, target, f_dec=lambda x: 2 * x)
+    assert double["l1"].item() == pytest.approx(1.5)
+    # distillation with T = 2: CE(softmax(t / 2), log_softmax(s / 2)) = log 2 for equal logits
+    assert distillation(torch.zeros(1, 2), torch.zeros(1, 2), 2.0).item() == pytest.approx(np.log(2))
+    t = torch.tensor([[2.0, 0.0]])
+    p_t = torch.softmax(t / 2, -1)
+    expected = -(p_t * torch.log_softmax(torch.tensor([[0.0, 2.0]]) / 2, -1)).sum()
+    assert distillation(torch.tensor([[0.0, 2.0]]), t, 2.0).item() == pytest.approx(expected.item())
+    with_cls = speech2face_loss(pred, target, classifier=lambda d: d, config=LossConfig(distill_weight=200.0))
+    assert with_cls["total"].item() == pytest.approx(0.775 + 200 * with_cls["distill"].item())
+
+
+def test_overfits_a_handful_of_real_pairs(voice_shards):
+    from speech2face.data import ShardDataset
+
+    samples = [s for s in ShardDataset(voice_shards, fields=["spk", "desc"])][:8]
+    x = torch.from_numpy(np.stack([s["spk"] for s in samples]))
+    y = torch.from_numpy(np.stack([s["desc"] for s in samples]))
+    torch.manual_seed(0)
+    model = VoiceEncoder(VoiceEncoderConfig(dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = speech2face_loss(model(x), y)["total"].item()
+    for _ in range(300):
+        loss = speech2face_loss(model(x), y)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pred = model(x).detach()
+    cos = torch.nn.functional.cosine_similarity(pred[:, None], y[None], dim=-1)  # (8, 8)
+    assert (cos.argmax(1) == torch.arange(8)).all()  # every voice maps to its own face
+    assert loss.item() < 0.15 * first
+
+
+@pytest.fixture(scope="session")
+def voice_shards(shared_data, tmp_path_factory) -> Path:
+    """24 real pairs of 24 speakers as shards."""
+    import csv
+
+    from speech2face.data import PairedFolder, prepare
+
+    root = tmp_path_factory.mktemp("voice_pairs")
+    with open(PAIRS / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    chosen, seen = [], set()
+    for r in rows:
+        if r["identity"] not in seen:
+            chosen.append(r)
+            seen.add(r["identity"])
+        if len(chosen) == 24:
+            break
+    (root / "audio").mkdir()
+    (root / "faces").mkdir()
+    for r in chosen:
+        os.symlink(PAIRS / "audio" / f"{r['stem']}.opus", root / "audio" / f"{r['stem']}.opus")
+        os.symlink(PAIRS / "faces" / f"{r['stem']}.jpg", root / "faces" / f"{r['stem']}.jpg")
+    with open(root / "pairs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(chosen[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    out = tmp_path_factory.mktemp("voice_shards")
+    prepare([PairedFolder(root)], out, shard_size=6, progress=False)
+    return out
+
+
+def _train_cmd(shards: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "speech2face", "train", str(shards), "--out", str(out), "--epochs", str(epochs),
+            "--batch-size", "4", "--seed", "3", "--decoder-weights", str(out / "no-decoder")]
+
+
+def _final_weights(out: Path) -> dict:
+    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+
+
+def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path):
+    epochs = 60
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(voice_shards, straight, epochs), check=True, capture_output=True, timeout=600)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(voice_shards, killed, epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 10):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(metrics.read_text().splitlines())
+    assert 10 <= done_before < epochs, "the run was not killed midway"
+    subprocess.run(_train_cmd(voice_shards, killed, epochs), check=True, capture_output=True, timeout=600)
+    a, b = _final_weights(straight), _final_weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "speech2face.training.voice", str(voice_shards), "--out", str(out), "--epochs", "3",
+           "--batch-size", "4", "--device", "cpu", "--decoder-weights", str(out / "no-decoder"),
+           "--export", str(out / "voice.safetensors")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "epoch" in r and "stage" not in r]
+    assert [r["epoch"] for r in epochs] == [0, 1, 2]  # rank 0 logs once per epoch
+    assert epochs[0]["world_size"] == 2 and epochs[0]["samples_per_rank"] * 2 <= epochs[0]["train_samples"]
+    assert (out / "voice.safetensors").is_file() and json.loads((out / "config.json").read_text())["epochs"] == 3
