@@ -1,12 +1,12 @@
 # Two commands for a fresh machine: `make run` (install, then the main job) and `make test`.
 VENV ?= .venv
 DATA ?= ../shared/data
-OUT ?= shards
+OUT ?= faces
 
-.PHONY: run test install install-test bench
+.PHONY: run test install install-test prepare bench
 
 run: install
-	$(VENV)/bin/speech2face prepare $(DATA)/s2f-pairs --out $(OUT)/pairs --workers 2
+	$(VENV)/bin/speech2face reconstruct "$(DATA)/s2f-pairs/audio/00[2-3]*.opus" -o $(OUT)
 
 test: install-test
 	$(VENV)/bin/python -m pytest -q
@@ -17,5 +17,10 @@ install:
 install-test:
 	VENV=$(VENV) bash scripts/install.sh test
 
+prepare: install
+	$(VENV)/bin/speech2face prepare $(DATA)/s2f-pairs --out shards/pairs --workers 2
+
 bench: install
 	$(VENV)/bin/python bench/prepare.py
+	$(VENV)/bin/python bench/decode.py
+	$(VENV)/bin/python bench/reconstruct.py

@@ -81,3 +81,18 @@ def test_normalize_cli(shared_data, tmp_path, face_analyzer):
     assert [p.stem for p in outs] == sorted(p.stem for p in photos)
     face = np.asarray(Image.open(outs[0]))
     assert face.shape == (224, 224, 3) and len(face_analyzer.detect(face)) == 1
+
+
+def test_evaluate_with_the_shipped_model(shared_data, tmp_path):
+    """--model: every clip reconstructed, the decoder-on-true-face upper bound scored beside it."""
+    from speech2face.evaluation import evaluate
+
+    m = evaluate(PAIRS, None, tmp_path / "report", model="shipped", limit=110, baselines=False, progress=False,
+                 cache=tmp_path / "cache.jsonl")
+    names = list(m["systems"])
+    assert names[0] == "speech2face (shipped)" and "upper bound: decoder on the true face descriptor" in names
+    ours, upper = m["systems"][names[0]], m["systems"][names[1]]
+    assert ours["quality"]["face_detected_share"] > 0.9
+    # decoding the true face's own descriptor must beat guessing from the voice
+    assert upper["retrieval"]["recall"]["10"] > ours["retrieval"]["recall"]["10"]
+    assert len(list((tmp_path / "report" / "reconstructions").glob("*.png"))) == m["pairs_listed"]

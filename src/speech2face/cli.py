@@ -39,7 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(Path(args.data), Path(args.images) if args.images else None, Path(args.out), pool=args.pool,
                        repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
                        baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
-                       decoder_weights=args.decoder_weights)
+                       decoder_weights=args.decoder_weights, split=args.split)
     for name, s in metrics["systems"].items():
         r, d = s["retrieval"]["recall"], s["demographics"]
         print(f"{name}: R@1 {r['1']:.1f}  R@5 {r['5']:.1f}  R@10 {r['10']:.1f}  "
@@ -103,6 +103,29 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _match(args: argparse.Namespace) -> int:
+    from .data.sources import IMAGE_SUFFIXES
+    from .files import expand_inputs
+    from .pipeline import load_model, rank_faces
+
+    photos = expand_inputs(args.faces, IMAGE_SUFFIXES)
+    model = load_model(args.weights, None, args.device)
+    ranking = rank_faces(model, args.voice, [(str(p), p) for p in photos])
+    if args.json:
+        print(json.dumps(ranking, indent=1))
+        return 0
+    for r in ranking:
+        print(f"{r['rank']:>4}  {r['score']:+.3f}  {r['name']}" if r.get("rank") else f"   –  no face   {r['name']}: {r['error']}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve.app import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .training.voice import run_from_args
 
@@ -154,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="random pools per clip (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="a seeded random subset of N pairs")
+    p.add_argument("--split", choices=("dev", "val", "train"),
+                   help="only the speakers of this identity split (dev: never trained or tuned on)")
     p.add_argument("--cache", default="~/.cache/speech2face/image_scores.jsonl",
                    help="image scores by content hash, reused across runs")
     p.add_argument("--no-cache", action="store_true")
@@ -167,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="face decoder weights (default: the shipped ones)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.set_defaults(func=_normalize)
+
+    p = sub.add_parser("match", help="rank face photos by how well they fit a voice")
+    p.add_argument("voice", help="a speech clip")
+    p.add_argument("faces", nargs="+", help="face photos, folders or globs")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
+    p.add_argument("--device", help="cpu or cuda")
+    p.set_defaults(func=_match)
+
+    p = sub.add_parser("serve", help="the web page and HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_serve)
 
     from .training.voice import add_arguments
 

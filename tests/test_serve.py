@@ -1,0 +1,245 @@
+"""The web app against a real server on loopback: API success and bad input (each a 4xx with a
+clear JSON error, the server still serving), streaming upload limit, concurrency, match, and
+the page in headless Chromium — upload, and recording through a fake microphone."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PAIRS
+
+httpx = pytest.importorskip("httpx")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(shared_data):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).json()["model_loaded"]:
+                break
+        except Exception:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+    yield base, proc
+    proc.terminate()
+    proc.wait(10)
+
+
+def clip_bytes(index: int = 0) -> bytes:
+    return sorted((PAIRS / "audio").glob("*.opus"))[index].read_bytes()
+
+
+def wav_bytes(wave: np.ndarray, rate: int = 16_000) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def post(base: str, data: bytes, name: str = "clip.opus", field: str = "audio", fmt: str = "png"):
+    return httpx.post(f"{base}/api/reconstruct?format={fmt}", files={field: (name, data)}, timeout=60)
+
+
+def alive(base: str) -> bool:
+    return httpx.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def test_reconstruct_png_and_json(server):
+    base, _ = server
+    r = post(base, clip_bytes(0))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+    r = post(base, clip_bytes(1), fmt="json")
+    body = r.json()
+    assert r.status_code == 200 and len(body["descriptor"]) == 128 and body["image_png_base64"]
+    assert "not the speaker's face" in body["notice"]
+    assert body["attributes"] is None or body["attributes"]["gender"] in ("male", "female")
+    assert httpx.get(f"{base}/openapi.json").json()["paths"]["/api/reconstruct"]
+
+
+@pytest.mark.parametrize("case", ["empty", "wrong_field", "text", "truncated", "tenth_second", "silence"])
+def test_bad_input_is_a_clear_4xx(server, case):
+    base, _ = server
+    speech = clip_bytes(2)
+    if case == "empty":
+        r = post(base, b"")
+        expected = "empty"
+    elif case == "wrong_field":
+        r = post(base, speech, field="file")
+        expected = "audio"
+    elif case == "text":
+        r = post(base, b"hello, this is not audio\n" * 100, name="notes.wav")
+        expected = "not a readable audio file"
+    elif case == "truncated":
+        r = post(base, speech[:300], name="cut.opus")
+        expected = "readable|no audio|too short"
+    elif case == "tenth_second":
+        r = post(base, wav_bytes(np.full(1600, 0.3, np.float32)), name="short.wav")
+        expected = "too short"
+    else:
+        r = post(base, wav_bytes(np.zeros(16_000 * 3, np.float32)), name="silence.wav")
+        expected = "silent"
+    assert 400 <= r.status_code < 500, r.text
+    import re
+
+    assert re.search(expected, r.json()["error"]), r.json()
+    assert alive(base)
+
+
+def test_huge_upload_is_refused_while_streaming(server):
+    base, proc = server
+    before = rss_mb(proc.pid)
+
+    def body():  # 100 MB of multipart, sent chunk by chunk without a Content-Length
+        yield b"--b\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"big.wav\"\r\n\r\n"
+        chunk = b"\0" * (1 << 20)
+        for _ in range(100):
+            yield chunk
+        yield b"\r\n--b--\r\n"
+
+    try:
+        r = httpx.post(f"{base}/api/reconstruct", content=body(), timeout=60,
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413 and "larger than 20 MB" in r.json()["error"]
+    except httpx.HTTPError:
+        pass  # the server may close the connection once it has answered 413
+    r = httpx.post(f"{base}/api/reconstruct", files={"audio": ("big.wav", b"\0" * (25 << 20))}, timeout=60)
+    assert r.status_code == 413
+    assert rss_mb(proc.pid) - before < 60  # nothing of it was held in memory
+    assert alive(base)
+
+
+def test_wav_header_claiming_a_huge_length(server):
+    base, _ = server
+    import soundfile as sf
+
+    wave, rate = sf.read(io.BytesIO(clip_bytes(3)), dtype="float32")
+    data = bytearray(wav_bytes(wave[:32_000], rate))
+    data[4:8] = struct.pack("<I", 0xFFFFFFF0)  # RIFF size
+    data[40:44] = struct.pack("<I", 0xFFFFFFE0)  # data chunk size: ~4 GB claimed, 64 kB present
+    r = post(base, bytes(data), name="liar.wav")
+    assert r.status_code in (200, 422), r.text  # decoded as far as it goes, or refused clearly
+    assert alive(base)
+
+
+def test_32_concurrent_requests(server):
+    base, _ = server
+    clips = [clip_bytes(i % 8) for i in range(32)]
+    with ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(lambda c: post(base, c).status_code, clips))
+    assert codes == [200] * 32
+
+
+def test_match_api(server):
+    base, _ = server
+    faces = sorted((PAIRS / "faces").glob("*.jpg"))[:3]
+    files = [("audio", ("v.opus", clip_bytes(0)))] + [("faces", (p.name, p.read_bytes())) for p in faces]
+    files.append(("faces", ("blank.png", _blank_png())))
+    r = httpx.post(f"{base}/api/match", files=files, timeout=60)
+    ranking = r.json()["ranking"]
+    assert r.status_code == 200 and [x.get("rank") for x in ranking[:3]] == [1, 2, 3]
+    assert ranking[0]["score"] >= ranking[1]["score"] >= ranking[2]["score"]
+    assert ranking[3]["name"] == "blank.png" and "no face" in ranking[3]["error"]
+
+
+def _blank_png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 120), (200, 200, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_match_cli(shared_data):
+    faces = sorted((PAIRS / "faces").glob("*.jpg"))[:3]
+    clip = sorted((PAIRS / "audio").glob("*.opus"))[0]
+    r = subprocess.run([sys.executable, "-m", "speech2face", "match", str(clip), *map(str, faces), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    assert sorted(x["rank"] for x in json.loads(r.stdout)) == [1, 2, 3]
+
+
+# --- the page in a real browser ----------------------------------------------------------------------
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def _chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    playwright = pytest.importorskip("playwright.sync_api")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return path, playwright
+
+
+def test_page_upload_shows_a_face(server, tmp_path):
+    base, _ = server
+    chromium, playwright = _chromium()
+    clip = sorted((PAIRS / "audio").glob("*.opus"))[4]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto(base)
+        assert "must never be used to identify" in page.inner_text(".notice")
+        page.set_input_files("#file", str(clip))
+        page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
+        assert page.evaluate("document.getElementById('face').naturalWidth") == 224
+        assert "voice" in page.inner_text("#attributes") or "suggestion" in page.inner_text("#attributes")
+        page.screenshot(path=str(tmp_path / "upload.png"))
+        browser.close()
+    assert (tmp_path / "upload.png").stat().st_size > 10_000
+
+
+def test_page_records_from_a_fake_microphone(server, tmp_path):
+    base, _ = server
+    chromium, playwright = _chromium()
+    import soundfile as sf
+
+    wave, rate = sf.read(io.BytesIO(clip_bytes(5)), dtype="float32")
+    fake = tmp_path / "mic.wav"
+    sf.write(fake, wave, rate, subtype="PCM_16")
+    args = BROWSER_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                           f"--use-file-for-fake-audio-capture={fake}"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        page = browser.new_page()
+        page.goto(base)
+        page.click("#record")
+        page.wait_for_timeout(4000)
+        page.click("#stop")
+        page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
+        page.screenshot(path=str(tmp_path / "recorded.png"))
+        browser.close()
