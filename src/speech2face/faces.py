@@ -25,6 +25,9 @@ FACE_SIZE = 224  # px, side of the aligned square crop
 TEMPLATE_LEFT_EYE = (0.375, 0.43)  # the eye on the image's left
 TEMPLATE_RIGHT_EYE = (0.625, 0.43)
 TEMPLATE_MOUTH = (0.5, 0.70)
+# Where dlib's detector boxes a face in the canonical crop (median over real aligned faces),
+# as fractions of FACE_SIZE (left, top, right, bottom): lets drawn faces skip detection.
+CANONICAL_FACE_BOX = (0.228, 0.290, 0.786, 0.844)
 DESCRIPTOR_DIM = 128  # dlib ResNet identity descriptor
 N_LANDMARKS = 68
 

@@ -89,7 +89,8 @@ def load_item(item: SourceItem) -> RawSample:
     return RawSample(item, wave, images, None if wave is None else wave.size / audio.SAMPLE_RATE)
 
 
-def _find_with_suffix(folder: Path, stem: str, suffixes: Sequence[str]) -> Optional[Path]:
+def find_with_suffix(folder: Path, stem: str, suffixes: Sequence[str]) -> Optional[Path]:
+    """``folder/<stem><suffix>`` for the first suffix that exists, else None."""
     for suffix in suffixes:
         path = folder / f"{stem}{suffix}"
         if path.is_file():
@@ -115,8 +116,8 @@ class PairedFolder:
                 raise InputError(f"{self.root / 'pairs.csv'}: needs a 'stem' column, has {reader.fieldnames}")
             for row in reader:
                 stem = row["stem"]
-                audio_path = _find_with_suffix(self.root / "audio", stem, AUDIO_SUFFIXES)
-                image_path = _find_with_suffix(self.root / "faces", stem, IMAGE_SUFFIXES)
+                audio_path = find_with_suffix(self.root / "audio", stem, AUDIO_SUFFIXES)
+                image_path = find_with_suffix(self.root / "faces", stem, IMAGE_SUFFIXES)
                 meta = {k: v for k, v in row.items() if k and v not in (None, "")}
                 meta["stem"] = stem
                 # a missing file is listed as an item and reported by load_item as a skip
@@ -151,7 +152,7 @@ class AVSpeech:
                 except (IndexError, ValueError):
                     raise InputError(f"{self.csv_path}:{line_no}: expected 'youtube_id,start,end,x,y', got {row}")
                 stem = f"{yt_id}_{start:.6f}-{end:.6f}"
-                video = _find_with_suffix(self.videos, yt_id, (".mp4", ".mkv", ".webm"))
+                video = find_with_suffix(self.videos, yt_id, (".mp4", ".mkv", ".webm"))
                 yield SourceItem(
                     key=sample_key(stem),
                     speaker=f"yt:{yt_id}",

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, find_with_suffix
 from ..errors import InputError
 from ..faces import align_face, load_image
 from . import craniofacial
@@ -22,7 +23,6 @@ from .attributes import ETHNICITIES
 from .metrics import DECADES, confusion, decade, feature_similarity, pearson, retrieval_recall
 from .scoring import ImageScore, ImageScorer
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 KS = (1, 2, 5, 10)
 
 
@@ -43,10 +43,11 @@ def read_pairs(data: Path) -> list[dict]:
 
 
 def find_image(folder: Path, stem: str) -> Optional[Path]:
-    for suffix in IMAGE_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    return None
+    return find_with_suffix(folder, stem, IMAGE_SUFFIXES)
+
+
+def find_audio(data: Path, stem: str) -> Optional[Path]:
+    return find_with_suffix(data / "audio", stem, AUDIO_SUFFIXES)
 
 
 def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dict], pool: int, repeats: int,
@@ -133,12 +134,10 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
     from sklearn.model_selection import GroupKFold
 
     from .. import audio
-    from ..data.sources import AUDIO_SUFFIXES
 
     embeddings = []
     for row in rows:
-        path = next((data / "audio" / f"{row['stem']}{s}" for s in AUDIO_SUFFIXES
-                     if (data / "audio" / f"{row['stem']}{s}").is_file()), None)
+        path = find_audio(data, row["stem"])
         if path is None:
             return None
         try:
@@ -164,7 +163,6 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     from PIL import Image
     from tqdm import tqdm
 
-    from ..data.sources import AUDIO_SUFFIXES
     from ..errors import FaceError
     from ..pipeline import load_model
 
@@ -173,8 +171,7 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     recon_dir.mkdir(parents=True, exist_ok=True)
     upper_dir.mkdir(parents=True, exist_ok=True)
     for row in tqdm(rows, desc="reconstruct", unit="clip", disable=not progress):
-        clip = next((data / "audio" / f"{row['stem']}{s}" for s in AUDIO_SUFFIXES
-                     if (data / "audio" / f"{row['stem']}{s}").is_file()), None)
+        clip = find_audio(data, row["stem"])
         true = find_image(data / "faces", row["stem"])
         if clip is not None:
             try:

