@@ -161,6 +161,7 @@ def descriptor_recall(pred: torch.Tensor, data: dict, idx: np.ndarray) -> dict:
 def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
     info = init_distributed(cfg.device)
     enc_cfg = VoiceEncoderConfig.from_dict({**cfg.encoder, "variant": cfg.variant})
+    torch.manual_seed(cfg.seed)  # the initial weights, identical on every rank and every run
     model = VoiceEncoder(enc_cfg).to(info.device)
     kind = model.input_kind
     run = Run(Path(cfg.out), asdict(cfg)) if info.is_main else None
