@@ -19,6 +19,22 @@ def need_shared_data() -> Path:
     return SHARED_DATA
 
 
+def link_paired_folder(root: Path, rows: list[dict], extra: dict | None = None) -> Path:
+    """A paired folder of the given s2f-pairs rows: audio and faces linked (never copied), pairs.csv
+    written with the rows' columns plus ``extra`` ones."""
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "faces").mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        (root / "audio" / f"{r['stem']}.opus").symlink_to(PAIRS / "audio" / f"{r['stem']}.opus")
+        (root / "faces" / f"{r['stem']}.jpg").symlink_to(PAIRS / "faces" / f"{r['stem']}.jpg")
+    extra = extra or {}
+    with open(root / "pairs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + list(extra))
+        writer.writeheader()
+        writer.writerows({**r, **extra} for r in rows)
+    return root
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return need_shared_data()

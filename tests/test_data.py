@@ -204,7 +204,6 @@ def test_face_only_folders(tmp_path, shared_data):
 
 
 def test_shard_dataset_splits_across_workers_and_ranks(tmp_path, paired_folder, monkeypatch):
-    import torch
     from torch.utils.data import DataLoader
 
     out = tmp_path / "reader"

@@ -17,7 +17,7 @@ from PIL import Image
 from speech2face.evaluation import craniofacial
 from speech2face.evaluation.metrics import confusion, decade, feature_similarity, pearson, retrieval_recall, sharpness
 
-from conftest import PAIRS
+from conftest import PAIRS, link_paired_folder
 
 
 # --- metrics on hand-made inputs -------------------------------------------------------------------
@@ -138,16 +138,7 @@ def subset(shared_data, tmp_path_factory) -> tuple[Path, list[dict]]:
     with open(PAIRS / "pairs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     rows = [rows[i] for i in sorted(np.random.default_rng(1).permutation(len(rows))[:N_PAIRS])]
-    (root / "faces").mkdir()
-    (root / "audio").mkdir()
-    for r in rows:
-        os.symlink(PAIRS / "faces" / f"{r['stem']}.jpg", root / "faces" / f"{r['stem']}.jpg")
-        os.symlink(PAIRS / "audio" / f"{r['stem']}.opus", root / "audio" / f"{r['stem']}.opus")
-    with open(root / "pairs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["camera", "notes"])
-        writer.writeheader()
-        writer.writerows({**r, "camera": "unknown", "notes": "x"} for r in rows)
-    return root, rows
+    return link_paired_folder(root, rows, extra={"camera": "unknown", "notes": "x"}), rows
 
 
 def test_true_faces_score_perfectly(subset, tmp_path, score_cache):

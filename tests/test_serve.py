@@ -5,7 +5,6 @@ the page in headless Chromium — upload, and recording through a fake microphon
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import socket
 import struct

@@ -18,7 +18,7 @@ import torch
 from speech2face.models.losses import LossConfig, distillation, speech2face_loss
 from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 
-from conftest import PAIRS
+from conftest import PAIRS, link_paired_folder
 
 
 def test_paper_encoder_shapes_follow_table_1():
@@ -103,15 +103,7 @@ def voice_shards(shared_data, tmp_path_factory) -> Path:
             seen.add(r["identity"])
         if len(chosen) == 24:
             break
-    (root / "audio").mkdir()
-    (root / "faces").mkdir()
-    for r in chosen:
-        os.symlink(PAIRS / "audio" / f"{r['stem']}.opus", root / "audio" / f"{r['stem']}.opus")
-        os.symlink(PAIRS / "faces" / f"{r['stem']}.jpg", root / "faces" / f"{r['stem']}.jpg")
-    with open(root / "pairs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(chosen[0]))
-        writer.writeheader()
-        writer.writerows(chosen)
+    link_paired_folder(root, chosen)
     out = tmp_path_factory.mktemp("voice_shards")
     prepare([PairedFolder(root)], out, shard_size=6, progress=False)
     return out

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..data import ShardDataset
 from ..data.splits import split_of
@@ -88,7 +88,6 @@ def save_grid(originals: list[np.ndarray], decoded: list[np.ndarray], path: Path
         x, y = (n % cols) * (2 * tile + 6), (n // cols) * (tile + 6)
         canvas.paste(Image.fromarray(a).resize((tile, tile)), (x, y))
         canvas.paste(Image.fromarray(b).resize((tile, tile)), (x + tile, y))
-    ImageDraw.Draw(canvas)
     canvas.save(path)
 
 

@@ -9,7 +9,6 @@ for everyone; a mean face chosen by the voice's predicted gender only), and writ
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Optional
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
@@ -35,7 +34,7 @@ from ..evaluation.metrics import retrieval_recall
 from ..models.losses import LossConfig, speech2face_loss
 from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from ..weights import save_weights
-from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .distributed import barrier, init_distributed, shutdown
 from .runs import Run
 
 CROP_SECONDS = (6.0, 4.0, 4.0, 4.0, 3.0, 3.0)  # speaker-embedding views of each clip (augmentation)
