@@ -180,7 +180,13 @@ def load_clip(
 ) -> np.ndarray:
     """Any audio file → checked, mono, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
     wave, rate = read_audio(source, max_seconds=max_seconds)
-    wave = resample(wave, rate)
+    return clip_from_wave(wave, rate, seconds, offset)
+
+
+def clip_from_wave(wave: np.ndarray, rate: int, seconds: float = CLIP_SECONDS,
+                   offset: Union[int, str] = "center") -> np.ndarray:
+    """A decoded mono wave at ``rate`` → checked, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
+    wave = resample(np.asarray(wave, dtype=np.float32), rate)
     check_speech(wave)
     return fix_length(wave, clip_samples(seconds), offset)
 

@@ -49,9 +49,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _normalize(args: argparse.Namespace) -> int:
+def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tuple[str, object]], int]:
+    """``draw(input) → image`` for each input, saved to its output; bad inputs are reported and skipped.
+    Returns the (stem, image) pairs written and the number of failures."""
     from PIL import Image
 
+    done, failed = [], 0
+    for src, dst in zip(inputs, outputs):
+        try:
+            image = draw(src)
+        except InputError as exc:
+            failed += 1
+            print(f"{src}: skipped: {exc}", file=sys.stderr)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(dst)
+        done.append((src.stem, image))
+        print(dst)
+    return done, failed
+
+
+def _normalize(args: argparse.Namespace) -> int:
     from .data.sources import IMAGE_SUFFIXES
     from .files import expand_inputs, output_paths
     from .pipeline import load_decoder
@@ -59,23 +77,11 @@ def _normalize(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs, IMAGE_SUFFIXES)
     outputs = output_paths(inputs, args.output)
     renderer = load_decoder(args.weights, args.device)
-    failed = 0
-    for src, dst in zip(inputs, outputs):
-        try:
-            face, _ = renderer.normalize(src)
-        except InputError as exc:
-            failed += 1
-            print(f"{src}: skipped: {exc}", file=sys.stderr)
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(face).save(dst)
-        print(dst)
+    _, failed = _write_each(inputs, outputs, lambda src: renderer.normalize(src)[0])
     return 1 if failed else 0
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from .data.sources import AUDIO_SUFFIXES
     from .files import expand_inputs, output_paths
     from .pipeline import load_model
@@ -84,18 +90,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs, AUDIO_SUFFIXES)
     outputs = output_paths(inputs, args.output)
     model = load_model(args.weights, args.decoder_weights, args.device)
-    done, failed = [], 0
-    for src, dst in zip(inputs, outputs):
-        try:
-            result = model.reconstruct(src, duration=args.duration)
-        except InputError as exc:
-            failed += 1
-            print(f"{src}: skipped: {exc}", file=sys.stderr)
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(result.image).save(dst)
-        done.append((src.stem, result.image))
-        print(dst)
+    done, failed = _write_each(inputs, outputs, lambda src: model.reconstruct(src, duration=args.duration).image)
     if len(inputs) > 1 and done:
         sheet = outputs[0].parent / "contact_sheet.png"
         contact_sheet([img for _, img in done], [name for name, _ in done]).save(sheet)

@@ -121,10 +121,8 @@ class Speech2Face:
             if sample_rate is None:
                 raise InputError("a wave array needs its sample_rate")
             wave = np.asarray(source, dtype=np.float32)
-            wave = wave.mean(axis=1) if wave.ndim == 2 else wave
-            wave = audio.resample(wave, sample_rate)
-            audio.check_speech(wave)
-            return audio.fix_length(wave, audio.clip_samples(duration))
+            wave = wave.mean(axis=1) if wave.ndim == 2 else wave  # (N, channels) → mono
+            return audio.clip_from_wave(wave, sample_rate, duration)
         return audio.load_clip(source, seconds=duration)
 
 
@@ -149,11 +147,12 @@ def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
     if not photos:
         raise InputError("no face photos to rank")
     wave, rate = audio.read_audio(voice, max_seconds=max_seconds)
-    pred = model.reconstruct(wave, sample_rate=rate).descriptor - model.center.cpu().numpy()
+    center = model.center.cpu().numpy()
+    pred = model.reconstruct(wave, sample_rate=rate).descriptor - center
     ranked, failed = [], []
     for name, photo in photos:
         try:
-            desc = model.renderer.analyzer.descriptor(photo) - model.center.cpu().numpy()
+            desc = model.renderer.analyzer.descriptor(photo) - center
         except FaceError as exc:
             failed.append({"name": name, "score": None, "error": str(exc).replace("<image>: ", "")})
             continue

@@ -22,6 +22,7 @@ from ..data import ShardDataset
 from ..data.splits import split_of
 from ..pipeline import load_decoder
 from .metrics import pearson, retrieval_recall
+from .protocol import descriptor_matrices
 from .scoring import ImageScorer
 
 GRID_FACES = 24
@@ -55,9 +56,7 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
     keep = [i for i, t in enumerate(true_scores) if t.detected]
     ids = [faces[i]["json"]["speaker"] for i in keep]
     valid = np.array([dec_scores[i].detected for i in keep])
-    zeros = np.zeros(128, np.float32)
-    pred = np.stack([dec_scores[i].desc if dec_scores[i].detected else zeros for i in keep])
-    truth = np.stack([true_scores[i].desc for i in keep])
+    pred, truth = descriptor_matrices([dec_scores[i] for i in keep], [true_scores[i] for i in keep])
     retrieval = retrieval_recall(pred, truth, ids, (1, 5, 10), 100, 5, seed, valid)
     retrieval.pop("per_query")
     both = [i for i in keep if dec_scores[i].detected]

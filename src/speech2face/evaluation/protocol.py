@@ -49,15 +49,18 @@ def find_audio(data: Path, stem: str) -> Optional[Path]:
     return find_with_suffix(data / "audio", stem, AUDIO_SUFFIXES)
 
 
+def descriptor_matrices(recon: list[ImageScore], true: list[ImageScore]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) descriptors of reconstructions (zeros where no face was found) and of true faces."""
+    zeros = np.zeros(len(true[0].descriptor), np.float32)
+    return np.stack([s.desc if s.detected else zeros for s in recon]), np.stack([s.desc for s in true])
+
+
 def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dict], pool: int, repeats: int,
                  seed: int) -> dict:
     """Every metric for one set of reconstructions (aligned with ``true`` and ``rows``)."""
-    ids = [r["identity"] for r in rows]
     valid = np.array([s.detected for s in recon])
-    zeros = np.zeros(len(true[0].descriptor), np.float32)
-    pred = np.stack([s.desc if s.detected else zeros for s in recon])
-    truth = np.stack([s.desc for s in true])
-    retrieval = retrieval_recall(pred, truth, ids, KS, pool, repeats, seed, valid)
+    pred, truth = descriptor_matrices(recon, true)
+    retrieval = retrieval_recall(pred, truth, [r["identity"] for r in rows], KS, pool, repeats, seed, valid)
     per_query = retrieval.pop("per_query")
     both = [i for i in range(len(rows)) if valid[i]]
     result = {
