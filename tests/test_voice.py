@@ -17,6 +17,7 @@ import torch
 
 from speech2face.models.losses import LossConfig, distillation, speech2face_loss
 from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
+from speech2face.training.voice import ensemble_loss
 
 from conftest import PAIRS, link_paired_folder
 
@@ -42,6 +43,20 @@ def test_speaker_encoder_shapes():
     assert model(torch.randn(5, 256)).shape == (5, 128)
     with pytest.raises(ValueError, match="unknown voice encoder variant"):
         VoiceEncoder(VoiceEncoderConfig(variant="gan"))
+
+
+def test_speaker_ensemble_trains_each_member_and_predicts_their_mean():
+    model = VoiceEncoder(VoiceEncoderConfig(members=3, dropout=0.0))
+    x = torch.randn(5, 256)
+    each = model.train()(x)
+    assert each.shape == (3, 5, 128)  # one prediction per member, each with its own loss
+    torch.testing.assert_close(model.eval()(x), each.mean(0))
+    a, b = (m[0].weight for m in model.net.members[:2])
+    assert not torch.equal(a, b)  # independently initialised
+    target = torch.randn(5, 128)
+    terms = ensemble_loss(each, target, None, None, LossConfig())
+    expected = torch.stack([speech2face_loss(p, target)["total"] for p in each]).mean()
+    torch.testing.assert_close(terms["total"], expected)
 
 
 def test_loss_on_hand_computed_examples():

@@ -1,4 +1,4 @@
-"""Face-to-face check of a face decoder on dev identities (never trained on).
+"""Face-to-face check of a face decoder on dev identities (never trained on), or on 'val' ones.
 
     python -m speech2face.evaluation.decoder shards/pairs shards/faces_extra shards/utkface \
         --weights src/speech2face/assets/face_decoder.safetensors --out reports/face_decoder
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import ShardDataset
-from ..data.splits import split_of
+from ..data.splits import tuning_split_of
 from ..pipeline import load_decoder
 from .metrics import pearson, retrieval_recall
 from .protocol import descriptor_matrices
@@ -28,9 +28,10 @@ from .scoring import ImageScorer
 GRID_FACES = 24
 
 
-def dev_faces(shards: list[str], limit: int | None = None) -> list[dict]:
-    """Dev-split face samples, one per identity first (then more of the same people)."""
-    samples = [s for s in ShardDataset(shards, fields=["face", "desc"]) if split_of(s["json"]["speaker"]) == "dev"]
+def split_faces(shards: list[str], split: str = "dev", limit: int | None = None) -> list[dict]:
+    """Face samples of one split ('dev', or 'val' to tune on), one per identity first (then more of
+    the same people)."""
+    samples = [s for s in ShardDataset(shards, fields=["face", "desc"]) if tuning_split_of(s["json"]["speaker"]) == split]
     seen, first, rest = set(), [], []
     for s in samples:
         (rest if s["json"]["speaker"] in seen else first).append(s)
@@ -40,13 +41,13 @@ def dev_faces(shards: list[str], limit: int | None = None) -> list[dict]:
 
 
 def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: int | None = None,
-                     cache: Path | None = None, seed: int = 0) -> dict:
+                     cache: Path | None = None, seed: int = 0, split: str = "dev") -> dict:
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     renderer = load_decoder(weights, "cpu")
     scorer = ImageScorer(cache)
-    faces = dev_faces(shards, limit)
+    faces = split_faces(shards, split, limit)
     decoded = np.concatenate([renderer.decode(np.stack([f["desc"] for f in faces[i:i + 64]]))
                               for i in range(0, len(faces), 64)])
     true_scores, dec_scores = [], []
@@ -62,7 +63,8 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
     both = [i for i in keep if dec_scores[i].detected]
     metrics = {
         "weights": weights or "shipped",
-        "dev_faces": len(faces),
+        "split": split,
+        "faces": len(faces),
         "scored": len(keep),
         "identities": len(set(ids)),
         "retrieval": retrieval,
@@ -95,10 +97,13 @@ def main() -> None:
     parser.add_argument("shards", nargs="+")
     parser.add_argument("--weights", help="decoder weights (default: shipped)")
     parser.add_argument("--out", default="reports/face_decoder")
-    parser.add_argument("--limit", type=int, help="at most N dev faces")
+    parser.add_argument("--limit", type=int, help="at most N faces")
+    parser.add_argument("--split", default="dev", choices=("dev", "val"),
+                        help="dev (report) or val (training identities held out to choose between models)")
     parser.add_argument("--cache", default=str(Path("~/.cache/speech2face/image_scores.jsonl").expanduser()))
     args = parser.parse_args()
-    print(json.dumps(evaluate_decoder(args.shards, args.weights, Path(args.out), args.limit, Path(args.cache)), indent=1))
+    print(json.dumps(evaluate_decoder(args.shards, args.weights, Path(args.out), args.limit, Path(args.cache),
+                                           split=args.split), indent=1))
 
 
 if __name__ == "__main__":

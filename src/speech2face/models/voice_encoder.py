@@ -32,6 +32,7 @@ class VoiceEncoderConfig:
     # speaker variant: MLP widths and dropout
     head_hidden: tuple[int, ...] = (512, 512)
     dropout: float = 0.2
+    members: int = 1  # independently initialised heads, trained side by side; their mean is the prediction
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,20 +67,35 @@ class PaperVoiceEncoder(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))  # average over all time and frequency → (B, 512) → (B, D)
 
 
+def _mlp(config: VoiceEncoderConfig) -> nn.Sequential:
+    layers, c_in = [], SPEAKER_DIM
+    for width in config.head_hidden:
+        layers += [nn.Linear(c_in, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(config.dropout)]
+        c_in = width
+    layers.append(nn.Linear(c_in, config.descriptor_dim))
+    return nn.Sequential(*layers)
+
+
 class SpeakerHead(nn.Module):
-    """(B, 256) GE2E embedding → (B, descriptor_dim)."""
+    """(B, 256) GE2E embedding → (B, descriptor_dim); in training mode with several members,
+    (members, B, descriptor_dim) so that each member gets its own loss (an ensemble, not a wider net).
+
+    With a few hundred training speakers one MLP's prediction depends a lot on its random init;
+    the mean of independently initialised members does not.
+    """
 
     def __init__(self, config: VoiceEncoderConfig) -> None:
         super().__init__()
-        layers, c_in = [], SPEAKER_DIM
-        for width in config.head_hidden:
-            layers += [nn.Linear(c_in, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(config.dropout)]
-            c_in = width
-        layers.append(nn.Linear(c_in, config.descriptor_dim))
-        self.mlp = nn.Sequential(*layers)
+        if config.members == 1:
+            self.mlp = _mlp(config)  # the single-member layout of earlier weight files
+        else:
+            self.members = nn.ModuleList(_mlp(config) for _ in range(config.members))
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.mlp(embedding)
+        if not hasattr(self, "members"):
+            return self.mlp(embedding)
+        each = torch.stack([m(embedding) for m in self.members])  # (members, B, D)
+        return each if self.training else each.mean(0)
 
 
 class VoiceEncoder(nn.Module):

@@ -1,17 +1,23 @@
-"""Train the face decoder (descriptor → canonical face) and its identity proxy on face shards.
+"""Train the face decoder (descriptor → canonical face) on face shards.
 
     python -m speech2face.training.face_decoder shards/pairs shards/faces_extra shards/utkface \
         --out runs/face_decoder --export src/speech2face/assets/face_decoder.safetensors
 
-Two stages in one run folder, each checkpointed and resumable (re-run the same command after a
-kill): (1) distil dlib's descriptor into ``IdentityProxy``; (2) train ``FaceDecoder`` with
-texture, landmark, image, image-gradient and identity losses. Speakers are split by
-``speech2face.data.splits`` so the dev faces' identities are never trained on.
+Stage 1 fits the decoder's two linear maps (landmarks, shape-free texture) in closed form by
+ridge regression on every training face (a minute on a CPU). Where a tight crop (UTKFace) does
+not show part of the canonical frame, those pixels are unknown and are filled by the model's own
+prediction, refitting a few times (EM for missing values), so no face teaches the decoder a
+flat colour where its hair should be. With ``--refiner``, stage 2 distils dlib's descriptor into
+``IdentityProxy`` and trains the detail refiner adversarially (a patch discriminator) with pixel,
+perceptual and identity terms, checkpointed and resumable: re-run the same command after a kill.
+Identities are split by ``speech2face.data.splits``: dev faces are never fitted on, and the
+refiner also leaves the 'val' identities out, so the choice to ship it is made on faces it never saw.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data import ShardDataset
-from ..data.splits import split_of
+from ..data.splits import split_of, tuning_split_of
 from ..faces import FACE_SIZE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.identity_proxy import IdentityProxy
@@ -35,22 +42,23 @@ class FaceDecoderTrainConfig:
     shards: list[str] = field(default_factory=list)
     out: str = "runs/face_decoder"
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = 16
     proxy_epochs: int = 3
     proxy_lr: float = 1e-3
-    decoder_minutes: float = 30.0  # wall-clock budget of stage 2 (CPU)
-    decoder_lr: float = 1e-3
-    w_texture: float = 1.0
-    w_image: float = 1.0
-    w_gradient: float = 1.0
-    w_landmarks: float = 1.0
-    w_identity: float = 0.1
-    w_perceptual: float = 0.1
+    ridge: float = 1e-3  # stage 1: ridge penalty of the linear maps (unit descriptors)
+    em_iterations: int = 4  # stage 1: refits that fill unknown pixels with the model's prediction
+    refiner_minutes: float = 0.0  # wall-clock budget of stage 2 (CPU); 0 = no refiner
+    refiner_lr: float = 2e-4
+    w_pixel: float = 1.0
+    w_perceptual: float = 0.5
+    w_identity: float = 0.5
+    w_adversarial: float = 0.02
     background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
     proxy_from: str | None = None  # reuse a trained proxy.pt (e.g. from an earlier run)
     checkpoint_every: int = 100  # steps
     limit: int | None = None  # faces, for a quick try
     decoder: dict = field(default_factory=lambda: FaceDecoderConfig().to_dict())
+    refiner_channels: tuple[int, ...] = (16, 32, 64, 128)
 
 
 def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
@@ -193,90 +201,206 @@ def train_proxy(run: Run, cfg: FaceDecoderTrainConfig, data: dict, train_idx: np
     return proxy.eval()
 
 
-def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    run = Run(Path(cfg.out), asdict(cfg))
-    dcfg = FaceDecoderConfig.from_dict(cfg.decoder)
+def ridge_solver(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """Centred inputs (N, D) float64 → (D, N), the map from centred targets to ridge weights."""
+    return torch.linalg.solve(x.T @ x + lam * torch.eye(x.shape[1], dtype=x.dtype), x.T)
+
+
+def fit_ridge_with_unknowns(x: torch.Tensor, y: torch.Tensor, known: torch.Tensor, lam: float, iterations: int,
+                            chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least squares ``y ≈ x W + b`` where some targets are unknown.
+
+    x (N, D) centred float64; y, known (N, P) uint8 (known: 255 = observed). Unknown entries
+    start at the observed mean of their column and are replaced by the fit's prediction
+    ``iterations`` times (EM for a Gaussian model with missing values). Columns are independent,
+    so they are processed ``chunk`` at a time to bound memory. Returns W (D, P), b (P,) float32.
+    """
+    solver = ridge_solver(x, lam)
+    weights, biases = [], []
+    for c in range(0, y.shape[1], chunk):
+        yc, kc = y[:, c:c + chunk].double() / 255, known[:, c:c + chunk].double() / 255
+        mean = (yc * kc).sum(0) / kc.sum(0).clamp_min(1e-6)
+        filled = kc * yc + (1 - kc) * mean
+        for _ in range(iterations + 1):
+            mean = filled.mean(0)
+            w = solver @ (filled - mean)
+            filled = kc * yc + (1 - kc) * (x @ w + mean)
+        weights.append(w.float())
+        biases.append(mean.float())
+    return torch.cat(weights, 1), torch.cat(biases)
+
+
+@torch.no_grad()
+def set_descriptor_range(model: FaceDecoder, x: torch.Tensor, variance: float = 0.99, quantile: float = 0.99) -> None:
+    """The decoder's valid input range from centred training descriptors x (N, D): the principal
+    axes holding ``variance`` of their variance, whitening along them, and the ``quantile`` of
+    the whitened lengths."""
+    evals, evecs = torch.linalg.eigh(x.T @ x / len(x))
+    evals, evecs = evals.flip(0), evecs.flip(1)  # largest first
+    k = int((evals.cumsum(0) / evals.sum() < variance).sum()) + 1
+    axes = evecs[:, :k]  # (D, k)
+    whitening = torch.zeros_like(evecs)
+    whitening[:, :k] = axes / evals[:k].sqrt()
+    model.projection.copy_((axes @ axes.T).float())
+    model.whitening.copy_(whitening.float())
+    model.max_radius.copy_(torch.quantile((x @ whitening).norm(dim=1), quantile).float())
+
+
+@torch.no_grad()
+def fit_linear(model: FaceDecoder, desc: torch.Tensor, landmarks: torch.Tensor, textures: torch.Tensor,
+               known_textures: torch.Tensor, lam: float, iterations: int) -> None:
+    """Stage 1: the closed-form fit of both linear maps on the given (training) faces.
+
+    desc (N, D); landmarks (N, 68, 2) px; textures, known_textures (N, 3, S, S) uint8."""
+    unit = F.normalize(desc.double(), dim=1)
+    model.descriptor_mean.copy_(unit.mean(0).float())
+    x = unit - unit.mean(0)
+    set_descriptor_range(model, x)
+    lm = landmarks.reshape(len(x), -1).double()
+    lm_weight = ridge_solver(x, lam) @ (lm - lm.mean(0))
+    model.landmarks_head.weight.copy_(lm_weight.T.float())
+    model.landmarks_head.bias.copy_(lm.mean(0).float())
+    n = len(x)
+    tex_weight, tex_bias = fit_ridge_with_unknowns(x, textures.reshape(n, -1), known_textures.reshape(n, -1),
+                                                   lam, iterations)
+    model.texture_head.weight.copy_(tex_weight.T)
+    model.texture_head.bias.copy_(tex_bias)
+
+
+def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, size: int) -> dict:
+    """Faces at the decoder's size (cached in the run folder) with their canonical targets."""
     cache = run.folder / "faces.pt"
     if cache.is_file():
         data = torch.load(cache, weights_only=False)
     else:
         t = time.time()
-        data = load_faces(cfg.shards, dcfg.size, cfg.limit)
+        data = load_faces(cfg.shards, size, cfg.limit)
         torch.save(data, cache)
         print(f"loaded {len(data['speakers'])} faces in {time.time() - t:.0f} s", flush=True)
-    train_idx = np.flatnonzero(~data["dev"].numpy())
-    dev_idx = np.flatnonzero(data["dev"].numpy())
-    mean = data["landmarks"][train_idx].mean(0)  # (68, 2)
-    proxy_images = data["images"]  # the proxy learns dlib's descriptor from the faces as photographed
     data["targets"], data["known"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
-    data["textures"] = shape_free_textures(data["targets"], data["landmarks"], mean)
-    data["known_textures"] = shape_free_textures(data["known"], data["landmarks"], mean)
-    if cfg.proxy_from and not (run.folder / "proxy.pt").is_file():
-        import shutil
+    data["tuning"] = [tuning_split_of(s) for s in data["speakers"]]
+    return data
 
-        shutil.copy(cfg.proxy_from, run.folder / "proxy.pt")
-    proxy = train_proxy(run, cfg, {**data, "images": proxy_images}, train_idx, dev_idx)
-    for p in proxy.parameters():
-        p.requires_grad_(False)
-    # identity is compared around the mean descriptor: raw dlib descriptors of different people
-    # already have cosine ≈ 0.83, so an uncentred cosine barely tells faces apart
-    center = F.normalize(data["desc"][train_idx], dim=1).mean(0)
 
-    model = FaceDecoder(dcfg, mean.clone())
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.decoder_lr, betas=(0.5, 0.999))
-    state = run.load_checkpoint()
-    step, elapsed = 0, 0.0
-    if state is not None and state.get("stage") == "decoder":
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, elapsed = state["step"], state["elapsed"]
-        print(f"resumed at step {step}", flush=True)
-    budget = cfg.decoder_minutes * 60
-    rng = np.random.default_rng(cfg.seed + step)
-    model.train()
-    tick = time.time()
-    while elapsed + (time.time() - tick) < budget:
-        idx = rng.choice(train_idx, cfg.batch_size, replace=False)
-        desc = data["desc"][idx]
-        out = model(desc)
-        # where the target is unknown, the output itself stands in: no loss there
-        known, known_tex = data["known"][idx].float() / 255, data["known_textures"][idx].float() / 255
-        target_img = known * data["targets"][idx].float() / 255 + (1 - known) * out["image"].detach()
-        target_tex = known_tex * data["textures"][idx].float() / 255 + (1 - known_tex) * out["texture"].detach()
-        gx, gy = image_gradients(out["image"])
-        tx, ty = image_gradients(target_img)
-        out_maps, target_maps = proxy.feature_maps(out["image"]), proxy.feature_maps(target_img)
-        losses = {
-            "texture": F.l1_loss(out["texture"], target_tex),
-            "image": F.l1_loss(out["image"], target_img),
-            "gradient": F.l1_loss(gx, tx) + F.l1_loss(gy, ty),
-            "landmarks": F.mse_loss(out["landmarks"], data["landmarks"][idx]) / dcfg.size,
-            "perceptual": sum(F.l1_loss(a, b) for a, b in zip(out_maps, target_maps)) / len(out_maps),
-            "identity": (1 - F.cosine_similarity(proxy(out["image"]) - center, F.normalize(desc, dim=1) - center)).mean(),
-        }
-        loss = sum(getattr(cfg, f"w_{k}") * v for k, v in losses.items())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 20 == 0:
-            run.log(stage="decoder", step=step, loss=loss.item(), **{k: v.item() for k, v in losses.items()})
-        if step % cfg.checkpoint_every == 0:
-            run.save_checkpoint({"stage": "decoder", "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "step": step, "elapsed": elapsed + time.time() - tick})
-            print(f"step {step}: loss {float(loss):.4f} ({', '.join(f'{k} {float(v):.3f}' for k, v in losses.items())})", flush=True)
-    elapsed += time.time() - tick
-    run.save_checkpoint({"stage": "decoder", "model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "step": step, "elapsed": elapsed})
-    result = {"steps": step, "minutes": elapsed / 60, "train_faces": len(train_idx), "dev_faces": len(dev_idx)}
+def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    run = Run(Path(cfg.out), asdict(cfg))
+    dcfg = FaceDecoderConfig.from_dict({**cfg.decoder, "refiner": cfg.refiner_channels if cfg.refiner_minutes > 0 else ()})
+    data = load_training_faces(run, cfg, dcfg.size)
+    split = np.array(data["tuning"])
+    fit_idx = np.flatnonzero(split != "dev")  # the linear maps see every non-dev face
+    mean = data["landmarks"][fit_idx].mean(0)  # (68, 2)
+    model = FaceDecoder(dcfg)
+    model.mean_landmarks.copy_(mean)
+    t = time.time()
+    textures = shape_free_textures(data["targets"], data["landmarks"], mean)
+    known_textures = shape_free_textures(data["known"].expand(-1, 3, -1, -1), data["landmarks"], mean)
+    fit_linear(model, data["desc"][fit_idx], data["landmarks"][fit_idx], textures[fit_idx], known_textures[fit_idx],
+               cfg.ridge, cfg.em_iterations)
+    del textures, known_textures
+    result = {"fit_faces": len(fit_idx), "dev_faces": int((split == "dev").sum()), "fit_seconds": time.time() - t}
+    print(f"linear maps fitted on {len(fit_idx)} faces in {result['fit_seconds']:.0f} s", flush=True)
+    run.log(stage="linear", **result)
+    if model.refiner is not None:
+        result.update(train_refiner(run, cfg, model, data, np.flatnonzero(split == "train"), np.flatnonzero(split == "val")))
     if export is not None:
         config = {"model": "FaceDecoder", "decoder": dcfg.to_dict(), "training": result,
-                  "reproduce": f"python -m speech2face.training.face_decoder {' '.join(cfg.shards)} --out {cfg.out}"}
-        result["sha256"] = save_weights(export, model.state_dict(), config)
+                  "reproduce": f"python -m speech2face.training.face_decoder {' '.join(cfg.shards)} --out {cfg.out}"
+                               + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")}
+        # the 6 M-entry texture map is stored in float16 (half the file; < 0.1 grey level of error)
+        tensors = {k: v.half() if v.numel() > 1_000_000 else v for k, v in model.state_dict().items()}
+        result["sha256"] = save_weights(export, tensors, config)
     run.log(stage="done", **result)
     return result
+
+
+class PatchDiscriminator(nn.Module):
+    """Real canonical face vs decoded one, judged per 70×70-ish patch: (B, 3, S, S) → (B, 1, S/8, S/8)."""
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128)) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        layers, c = [], 3
+        for c_out in channels:
+            layers += [sn(nn.Conv2d(c, c_out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            c = c_out
+        layers.append(sn(nn.Conv2d(c, 1, 3, padding=1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image * 2 - 1)
+
+
+def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, data: dict, train_idx: np.ndarray,
+                  val_idx: np.ndarray) -> dict:
+    """Stage 2: the refiner learns detail (hinge GAN) while pixel, perceptual and identity terms keep
+    the face it was given. The linear maps stay fixed."""
+    if cfg.proxy_from and not (run.folder / "proxy.pt").is_file():
+        shutil.copy(cfg.proxy_from, run.folder / "proxy.pt")
+    proxy = train_proxy(run, cfg, data, train_idx, val_idx)
+    for p in list(proxy.parameters()) + list(model.landmarks_head.parameters()) + list(model.texture_head.parameters()):
+        p.requires_grad_(False)
+    with torch.no_grad():  # the linear decoding of every face, (N, 3, S, S) uint8
+        base = torch.cat([(model.base(data["desc"][i:i + 256])["image"].clamp(0, 1) * 255).round().byte()
+                          for i in range(0, len(data["desc"]), 256)])
+    center = F.normalize(data["desc"][train_idx], dim=1).mean(0)
+    disc = PatchDiscriminator()
+    opt_g = torch.optim.Adam(model.refiner.parameters(), lr=cfg.refiner_lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.refiner_lr, betas=(0.5, 0.999))
+    state = run.load_checkpoint()
+    step, elapsed = 0, 0.0
+    if state is not None and state.get("stage") == "refiner":
+        model.refiner.load_state_dict(state["refiner"])
+        disc.load_state_dict(state["disc"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, elapsed = state["step"], state["elapsed"]
+        print(f"resumed at step {step}", flush=True)
+
+    def checkpoint() -> None:
+        run.save_checkpoint({"stage": "refiner", "refiner": model.refiner.state_dict(), "disc": disc.state_dict(),
+                             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
+                             "elapsed": elapsed + time.time() - tick})
+
+    rng = np.random.default_rng(cfg.seed + step)
+    model.refiner.train()
+    tick = time.time()
+    while elapsed + (time.time() - tick) < cfg.refiner_minutes * 60:
+        idx = rng.choice(train_idx, cfg.batch_size, replace=False)
+        given = base[idx].float() / 255
+        out = model.refiner(given).clamp(0, 1)
+        known = data["known"][idx].float() / 255
+        # where the target is unknown (outside a tight crop) the output stands in: no loss there
+        target = known * data["targets"][idx].float() / 255 + (1 - known) * out.detach()
+        real = known * data["targets"][idx].float() / 255 + (1 - known) * given
+
+        d_loss = F.relu(1 - disc(real)).mean() + F.relu(1 + disc(out.detach())).mean()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+
+        out_maps, target_maps = proxy.feature_maps(out), proxy.feature_maps(target)
+        losses = {
+            "pixel": F.l1_loss(out, target),
+            "perceptual": sum(F.l1_loss(a, b) for a, b in zip(out_maps, target_maps)) / len(out_maps),
+            "identity": (1 - F.cosine_similarity(proxy(out) - center, F.normalize(data["desc"][idx], dim=1) - center)).mean(),
+            "adversarial": -disc(out).mean(),
+        }
+        loss = sum(getattr(cfg, f"w_{k}") * v for k, v in losses.items())
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        step += 1
+        if step % 20 == 0:
+            run.log(stage="refiner", step=step, d_loss=d_loss.item(), **{k: v.item() for k, v in losses.items()})
+        if step % cfg.checkpoint_every == 0:
+            checkpoint()
+            print(f"step {step}: d {d_loss.item():.3f} ({', '.join(f'{k} {v.item():.3f}' for k, v in losses.items())})", flush=True)
+    checkpoint()
+    elapsed += time.time() - tick
+    model.refiner.eval()
+    return {"refiner_steps": step, "refiner_minutes": elapsed / 60, "refiner_train_faces": len(train_idx)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -284,19 +408,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("shards", nargs="+", help="face shard folders (speech2face prepare)")
     parser.add_argument("--out", default="runs/face_decoder")
     parser.add_argument("--export", help="write the trained decoder here (safetensors + sha256)")
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of the decoder stage")
+    parser.add_argument("--refiner-minutes", type=float, default=0.0,
+                        help="wall-clock budget of the adversarial detail refiner (0: linear decoder only)")
     parser.add_argument("--proxy-epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=FaceDecoderTrainConfig.batch_size)
     parser.add_argument("--limit", type=int, help="use only the first N faces")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proxy-from", help="reuse a trained identity proxy (proxy.pt of an earlier run)")
     parser.add_argument("--w-identity", type=float, default=FaceDecoderTrainConfig.w_identity)
     parser.add_argument("--w-perceptual", type=float, default=FaceDecoderTrainConfig.w_perceptual)
+    parser.add_argument("--w-adversarial", type=float, default=FaceDecoderTrainConfig.w_adversarial)
     args = parser.parse_args(argv)
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
-                                 proxy_epochs=args.proxy_epochs, decoder_minutes=args.minutes, limit=args.limit,
+                                 proxy_epochs=args.proxy_epochs, refiner_minutes=args.refiner_minutes, limit=args.limit,
                                  proxy_from=args.proxy_from, w_identity=args.w_identity,
-                                 w_perceptual=args.w_perceptual)
+                                 w_perceptual=args.w_perceptual, w_adversarial=args.w_adversarial)
     print(train(cfg, Path(args.export) if args.export else None))
 
 

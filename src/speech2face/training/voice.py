@@ -26,7 +26,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data import ShardDataset
 from ..data.splits import tuning_split_of
@@ -105,9 +104,9 @@ def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
 
 def batch_features(data: dict, idx: np.ndarray, kind: str, rng: Optional[np.random.Generator]) -> torch.Tensor:
     x = data["features"][idx]
-    if kind == "spk":  # (B, V, 256): a random view when training, the mean of all views otherwise
-        if rng is None:
-            return F.normalize(x.float().mean(1), dim=-1)
+    if kind == "spk":  # (B, V, 256): a random view when training; otherwise view 0, the whole 6 s
+        if rng is None:  # clip, which is what `reconstruct` embeds
+            return x[:, 0].float()
         return x[torch.arange(len(idx)), torch.from_numpy(rng.integers(0, x.shape[1], len(idx)))].float()
     return x.float()
 
@@ -133,6 +132,14 @@ def loss_functions(cfg: VoiceTrainConfig, device: str):
         w, b, mean, std = (torch.tensor(a, dtype=torch.float32, device=device) for a in (eth.weight, eth.bias, eth.mean, eth.std))
         classifier = lambda d: ((d - mean) / std) @ w.T + b  # noqa: E731
     return f_dec, classifier
+
+
+def ensemble_loss(pred: torch.Tensor, target: torch.Tensor, f_dec, classifier, loss_cfg: LossConfig) -> dict:
+    """The Speech2Face loss of one prediction (B, D), or the mean over members (M, B, D)."""
+    if pred.dim() == 2:
+        return speech2face_loss(pred, target, f_dec, classifier, loss_cfg)
+    each = [speech2face_loss(p, target, f_dec, classifier, loss_cfg) for p in pred]
+    return {k: torch.stack([t[k] for t in each]).mean() for k in each[0]}
 
 
 def exaggerate(pred: torch.Tensor, center: torch.Tensor, factor: float) -> torch.Tensor:
@@ -200,7 +207,7 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         for start in range(0, len(mine) - cfg.batch_size // 2, cfg.batch_size):
             idx = mine[start:start + cfg.batch_size]
             x = batch_features(data, idx, kind, rng).to(info.device)
-            terms = speech2face_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
+            terms = ensemble_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
             opt.zero_grad()
             terms["total"].backward()
             opt.step()
@@ -260,6 +267,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--members", type=int, help="speaker variant: heads in the ensemble (default 1)")
     p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available)")
     p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: shipped)")
     p.add_argument("--limit", type=int, help="use only the first N pairs")
@@ -271,6 +279,8 @@ def run_from_args(args: argparse.Namespace) -> dict:
         args.config, shards=args.shards or None, out=args.out, variant=args.variant, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         decoder_weights=args.decoder_weights, limit=args.limit)
+    if args.members:
+        cfg.encoder = {**cfg.encoder, "members": args.members}
     if not cfg.shards:
         raise SystemExit("no shards given (positional SHARDS or 'shards' in --config)")
     return train(cfg, Path(args.export) if args.export else None)
