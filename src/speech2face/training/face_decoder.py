@@ -4,10 +4,10 @@
         --out runs/face_decoder --export src/speech2face/assets/face_decoder.safetensors
 
 Stage 1 fits the decoder's two linear maps (landmarks, shape-free texture) in closed form by
-ridge regression on every training face (a minute on a CPU). Where a tight crop (UTKFace) does
+ridge regression on every training face (2–3 minutes on 2 cores). Where a tight crop (UTKFace) does
 not show part of the canonical frame, those pixels are unknown and are filled by the model's own
 prediction, refitting a few times (EM for missing values), so no face teaches the decoder a
-flat colour where its hair should be. With ``--refiner``, stage 2 distils dlib's descriptor into
+flat colour where its hair should be. With ``--refiner-minutes N``, stage 2 distils dlib's descriptor into
 ``IdentityProxy`` and trains the detail refiner adversarially (a patch discriminator) with pixel,
 perceptual and identity terms, checkpointed and resumable: re-run the same command after a kill.
 Identities are split by ``speech2face.data.splits``: dev faces are never fitted on, and the
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ShardDataset
-from ..data.splits import split_of, tuning_split_of
+from ..data.splits import tuning_split_of
 from ..faces import FACE_SIZE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.identity_proxy import IdentityProxy
@@ -42,7 +42,7 @@ class FaceDecoderTrainConfig:
     shards: list[str] = field(default_factory=list)
     out: str = "runs/face_decoder"
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = 8  # refiner steps
     proxy_epochs: int = 3
     proxy_lr: float = 1e-3
     ridge: float = 1e-3  # stage 1: ridge penalty of the linear maps (unit descriptors)
@@ -81,7 +81,6 @@ def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
         "desc": torch.from_numpy(np.stack(descs)).float(),
         "speakers": speakers,
         "sources": sources,
-        "dev": torch.tensor([split_of(s) == "dev" for s in speakers]),
     }
 
 
@@ -171,7 +170,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def train_proxy(run: Run, cfg: FaceDecoderTrainConfig, data: dict, train_idx: np.ndarray, dev_idx: np.ndarray) -> IdentityProxy:
+def train_proxy(run: Run, cfg: FaceDecoderTrainConfig, data: dict, train_idx: np.ndarray, held_idx: np.ndarray) -> IdentityProxy:
     proxy = IdentityProxy(cfg.decoder["descriptor_dim"])
     opt = torch.optim.Adam(proxy.parameters(), lr=cfg.proxy_lr)
     path = run.folder / "proxy.pt"
@@ -192,11 +191,11 @@ def train_proxy(run: Run, cfg: FaceDecoderTrainConfig, data: dict, train_idx: np
             opt.step()
         proxy.eval()
         with torch.no_grad():
-            cos = torch.cat([(proxy(data["images"][dev_idx[i:i + 256]].float() / 255)
-                              * F.normalize(data["desc"][dev_idx[i:i + 256]], dim=1)).sum(1)
-                             for i in range(0, len(dev_idx), 256)])
-        run.log(stage="proxy", epoch=epoch, train_loss=loss.item(), dev_cosine=cos.mean().item())
-        print(f"proxy epoch {epoch}: dev cosine to dlib {float(cos.mean()):.3f}", flush=True)
+            cos = torch.cat([(proxy(data["images"][held_idx[i:i + 256]].float() / 255)
+                              * F.normalize(data["desc"][held_idx[i:i + 256]], dim=1)).sum(1)
+                             for i in range(0, len(held_idx), 256)])
+        run.log(stage="proxy", epoch=epoch, train_loss=loss.item(), held_out_cosine=cos.mean().item())
+        print(f"proxy epoch {epoch}: held-out cosine to dlib {cos.mean().item():.3f}", flush=True)
     torch.save(proxy.state_dict(), path)
     return proxy.eval()
 
