@@ -62,17 +62,16 @@ class FaceDecoderTrainConfig:
 
 
 def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
-    """Every face sample → uint8 images (N, 3, S, S), landmarks (N, 68, 2) in S px, descriptors, splits."""
+    """Every face sample → uint8 images (N, 3, S, S), landmarks (N, 68, 2) in S px, descriptors (N, D), speakers."""
     from PIL import Image
 
-    images, landmarks, descs, speakers, sources = [], [], [], [], []
+    images, landmarks, descs, speakers = [], [], [], []
     for sample in ShardDataset(shards, fields=["face", "lm68", "desc"]):
         face = Image.fromarray(sample["face"]).resize((size, size), Image.Resampling.LANCZOS)
         images.append(np.asarray(face).transpose(2, 0, 1))
         landmarks.append(sample["lm68"] * (size / FACE_SIZE))
         descs.append(sample["desc"])
         speakers.append(sample["json"]["speaker"])
-        sources.append(sample["json"]["source"])
         if limit and len(images) >= limit:
             break
     return {
@@ -80,7 +79,6 @@ def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
         "landmarks": torch.from_numpy(np.stack(landmarks)).float(),
         "desc": torch.from_numpy(np.stack(descs)).float(),
         "speakers": speakers,
-        "sources": sources,
     }
 
 
@@ -151,10 +149,6 @@ def shape_free_textures(images: torch.Tensor, landmarks: torch.Tensor, mean: tor
         lm = landmarks[i : i + batch]
         out.append((tps_warp(x, lm, mean.expand(len(x), -1, -1)) * 255).round().byte())
     return torch.cat(out)
-
-
-def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
 def augment(x: torch.Tensor) -> torch.Tensor:
@@ -369,10 +363,10 @@ def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, dat
         idx = rng.choice(train_idx, cfg.batch_size, replace=False)
         given = base[idx].float() / 255
         out = model.refiner(given).clamp(0, 1)
-        known = data["known"][idx].float() / 255
+        known, photo = data["known"][idx].float() / 255, data["targets"][idx].float() / 255
         # where the target is unknown (outside a tight crop) the output stands in: no loss there
-        target = known * data["targets"][idx].float() / 255 + (1 - known) * out.detach()
-        real = known * data["targets"][idx].float() / 255 + (1 - known) * given
+        target = known * photo + (1 - known) * out.detach()
+        real = known * photo + (1 - known) * given
 
         d_loss = F.relu(1 - disc(real)).mean() + F.relu(1 + disc(out.detach())).mean()
         opt_d.zero_grad()
