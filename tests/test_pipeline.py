@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,35 @@ def test_reconstruct_cli_bad_paths(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     result = run_cli("reconstruct", str(tmp_path / "a.wav"), "-o", str(tmp_path / "f.png"))
     assert result.returncode == 1 and "empty" in result.stderr
+
+
+def test_wrong_or_outdated_weights_are_a_clear_error(tmp_path):
+    """A weights file of the other model, one from an older decoder layout, or an altered one:
+    exit status 2 and one line saying what is wrong, never a traceback."""
+    import soundfile as sf
+    import torch
+
+    from speech2face.pipeline import DECODER_WEIGHTS, VOICE_WEIGHTS, asset_path
+    from speech2face.weights import save_weights
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 3) / 16000
+    sf.write(tmp_path / "voice.wav", (0.3 * np.sin(2 * np.pi * 140 * t) + 0.05 * rng.standard_normal(t.size)), 16000)
+    out = str(tmp_path / "face.png")
+    outdated = tmp_path / "outdated.safetensors"
+    save_weights(outdated, {"texture_fc.0.weight": torch.zeros(4, 128)}, {"model": "FaceDecoder", "decoder": {}})
+    altered = tmp_path / "altered.safetensors"
+    altered.write_bytes(asset_path(VOICE_WEIGHTS).read_bytes()[:-1] + b"x")
+    (tmp_path / "altered.safetensors.sha256").write_text(Path(f"{asset_path(VOICE_WEIGHTS)}.sha256").read_text())
+    cases = [
+        (["--weights", str(asset_path(DECODER_WEIGHTS))], "holds FaceDecoder, not a VoiceEncoder"),
+        (["--decoder-weights", str(outdated)], "does not fit this version's FaceDecoder"),
+        (["--weights", str(altered)], "checksum mismatch"),
+    ]
+    for flags, message in cases:
+        result = run_cli("reconstruct", str(tmp_path / "voice.wav"), "-o", out, *flags)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_python_api_on_arrays_and_files(shared_data, model):

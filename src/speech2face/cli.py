@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, WeightsError
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except InputError as exc:
+    except (InputError, WeightsError) as exc:
         print(f"speech2face {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

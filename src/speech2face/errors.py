@@ -12,3 +12,7 @@ class AudioError(InputError):
 
 class FaceError(InputError):
     """An image that cannot be decoded, or in which no usable face is found."""
+
+
+class WeightsError(RuntimeError):
+    """A weights file that is missing, altered, malformed, or not the kind of model asked for."""

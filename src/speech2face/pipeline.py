@@ -23,7 +23,7 @@ from .errors import InputError
 from .faces import FACE_SIZE, FaceAnalyzer, ImageSource
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
 from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
-from .weights import load_weights
+from .weights import load_module
 
 DECODER_WEIGHTS = "face_decoder.safetensors"
 VOICE_WEIGHTS = "voice_encoder.safetensors"
@@ -67,9 +67,7 @@ class FaceRenderer:
 def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] = None) -> FaceRenderer:
     """The face decoder from ``path`` (default: the weights shipped in the package), verified."""
     path = Path(path) if path else asset_path(DECODER_WEIGHTS)
-    tensors, config = load_weights(path)
-    decoder = FaceDecoder(FaceDecoderConfig.from_dict(config["decoder"]))
-    decoder.load_state_dict(tensors)
+    decoder, _, _ = load_module(path, lambda c: FaceDecoder(FaceDecoderConfig.from_dict(c["decoder"])), "FaceDecoder")
     return FaceRenderer(decoder, device or default_device())
 
 
@@ -130,9 +128,9 @@ def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights
                device: Optional[str] = None) -> Speech2Face:
     """The voice encoder and face decoder (default: the weights shipped in the package), verified."""
     device = device or default_device()
-    tensors, config = load_weights(Path(voice_weights) if voice_weights else asset_path(VOICE_WEIGHTS))
-    encoder = VoiceEncoder(VoiceEncoderConfig.from_dict(config["encoder"]))
-    encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
+    encoder, tensors, config = load_module(Path(voice_weights) if voice_weights else asset_path(VOICE_WEIGHTS),
+                                           lambda c: VoiceEncoder(VoiceEncoderConfig.from_dict(c["encoder"])),
+                                           "VoiceEncoder", prefix="encoder.")
     return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
                        load_decoder(decoder_weights, device), device)
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
-
-class WeightsError(RuntimeError):
-    """A weights file that is missing, altered or malformed."""
+from .errors import WeightsError
 
 
 def sha256_of(path: Path) -> str:
@@ -59,3 +57,23 @@ def load_weights(path: Path, expected_sha256: Optional[str] = None) -> tuple[dic
         config = json.loads((f.metadata() or {}).get("config", "{}"))
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     return tensors, config
+
+
+def load_module(path: Path, module_for: Callable[[dict], torch.nn.Module], kind: str,
+                prefix: str = "") -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict]:
+    """A verified weights file of ``kind`` (its config's "model") loaded into ``module_for(config)``.
+
+    Returns ``(module, tensors, config)``. A file of another kind, or one whose tensors do not fit
+    this version's module (e.g. written by an older release), is a ``WeightsError`` saying so,
+    not a traceback from deep inside torch. ``prefix`` selects the module's tensors in the file."""
+    tensors, config = load_weights(path)
+    if config.get("model") != kind:
+        raise WeightsError(f"{path} holds {config.get('model') or 'no speech2face model'}, not a {kind}")
+    module = module_for(config)
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing, unexpected = (sorted(set(a) - set(b)) for a, b in ((module.state_dict(), state), (state, module.state_dict())))
+    if missing or unexpected:
+        raise WeightsError(f"{path} does not fit this version's {kind} (written by another version?): "
+                           f"{len(missing)} tensors missing, {len(unexpected)} unexpected")
+    module.load_state_dict(state)
+    return module, tensors, config
