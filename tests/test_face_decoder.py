@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from speech2face.models.face_decoder import FaceDecoder, FaceDecoderConfig, Refiner
-from speech2face.training.face_decoder import fit_linear, set_descriptor_range
+from speech2face.models.face_decoder import FaceDecoder, FaceDecoderConfig
+from speech2face.training.face_decoder import (FaceDecoderTrainConfig, fit_linear, gaussian_blur, set_descriptor_range,
+                                               train_refiner)
+from speech2face.training.runs import Run
 from speech2face.models.warp import border_points, tps_apply, tps_fit, tps_warp
 from speech2face.weights import WeightsError, load_weights, save_weights
 
@@ -156,21 +158,39 @@ def test_descriptor_range_spans_the_training_subspace():
     assert (radii <= model.max_radius).float().mean() == pytest.approx(0.99, abs=0.005)
 
 
-def test_a_few_refiner_steps_lower_the_loss():
-    """The refiner learns to add detail: blurred checkerboards → sharp ones."""
+def test_gaussian_blur_keeps_flat_images_and_blurs_more_with_larger_sigma():
+    flat = torch.full((2, 3, 16, 16), 0.4)
+    torch.testing.assert_close(gaussian_blur(flat, torch.tensor([0.7, 2.0])), flat)
+    board = checkerboard(32, 2).expand(2, 3, 32, 32)
+    out = gaussian_blur(board, torch.tensor([0.5, 2.0]))
+    contrast = out.std(dim=(1, 2, 3))
+    assert contrast[1] < 0.3 * contrast[0]  # each image its own sigma
+    torch.testing.assert_close(out.mean(dim=(1, 2, 3)), board.mean(dim=(1, 2, 3)), atol=1e-3, rtol=0)
+
+
+def test_refiner_training_restores_blurred_faces_and_resumes(tmp_path):
+    """Stage 2 on tiny data: a few seconds of steps lower the restoration error on blurred
+    images; a second call resumes from the checkpoint instead of starting over."""
     torch.manual_seed(0)
-    sharp = checkerboard(32, 4).expand(8, 3, 32, 32) * 0.8 + 0.1
-    blurred = torch.nn.functional.avg_pool2d(sharp, 5, 1, 2)
-    refiner = Refiner((8, 16, 32))
-    opt = torch.optim.Adam(refiner.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        loss = torch.nn.functional.l1_loss(refiner(blurred), sharp)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
+    board = (checkerboard(32, 4)[0] * 0.6 + 0.2) * 255  # (1, 32, 32)
+    targets = torch.stack([torch.roll(board, k, dims=2) for k in range(8)]).expand(-1, 3, -1, -1).round().byte()
+    data = {"targets": targets.contiguous(), "known": torch.full((8, 1, 32, 32), 255, dtype=torch.uint8)}
+    model = FaceDecoder(FaceDecoderConfig(descriptor_dim=16, size=32, refiner=(8, 16, 32)))
+    cfg = FaceDecoderTrainConfig(out=str(tmp_path), batch_size=4, refiner_minutes=0.05, refiner_lr=3e-3,
+                                 checkpoint_every=10)
+    x = data["targets"].float() / 255
+    blurred = gaussian_blur(x, torch.full((8,), 1.2))
+
+    def error() -> float:
+        with torch.no_grad():
+            return torch.nn.functional.l1_loss(model.refiner(blurred), x).item()
+
+    before = error()
+    first = train_refiner(Run(tmp_path, {}), cfg, model, data, np.arange(8))
+    assert error() < 0.7 * before
+    cfg.refiner_minutes = first["refiner_minutes"] + 0.01
+    again = train_refiner(Run(tmp_path, {}), cfg, model, data, np.arange(8))
+    assert again["refiner_steps"] > first["refiner_steps"] > 0
 
 
 def test_weights_round_trip_and_checksum(tmp_path):

@@ -9,8 +9,8 @@ smear eyes and mouths across each other. Both maps have a closed-form least-squa
 CPU from ten thousand faces; on identities never seen, dlib recognises the decoded face as the
 original nearly always.
 
-An optional ``refiner`` (a small residual CNN trained adversarially) adds detail on top of the
-warped image.
+An optional ``refiner`` (a small residual U-Net trained to restore real faces from blurred copies)
+brings back the detail a least-squares fit averages away: the edges of eyes, brows, lips and hair.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class Refiner(nn.Module):
     """Image → image + detail: a small U-Net whose output is added to its input.
 
     (B, 3, S, S) → (B, 3, S, S). S must be divisible by 2^(len(channels) - 1). The detail is
-    one luminance channel added to R, G and B alike: sharpness is structure in brightness, and a
-    colour residual is where adversarial training paints blotches."""
+    one luminance channel added to R, G and B alike: sharpness is structure in brightness, and
+    leaving colour to the linear decoder keeps the refiner from shifting skin tones."""
 
     def __init__(self, channels: tuple[int, ...]) -> None:
         super().__init__()
