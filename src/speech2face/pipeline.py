@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -108,7 +110,9 @@ class Speech2Face:
 
     def reconstruct_many(self, sources: list, sample_rate: Optional[int] = None,
                          duration: float = audio.CLIP_SECONDS) -> list[Reconstruction]:
-        waves = [self.load(s, sample_rate, duration) for s in sources]
+        # decoding and resampling release the GIL: files are read on every core at once
+        with ThreadPoolExecutor(max_workers=min(len(sources), os.cpu_count() or 1) or 1) as pool:
+            waves = list(pool.map(lambda s: self.load(s, sample_rate, duration), sources))
         descs = self.descriptors(waves)
         images = self.renderer.decode(descs)
         return [Reconstruction(img, d) for img, d in zip(images, descs)]
