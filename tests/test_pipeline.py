@@ -58,13 +58,14 @@ def test_reconstruct_cli_bad_paths(tmp_path):
 
 
 def test_wrong_or_outdated_weights_are_a_clear_error(tmp_path):
-    """A weights file of the other model, one from an older decoder layout, or an altered one:
+    """A weights file of the other model, one from an older decoder layout, one whose tensors do not
+    have the shapes its config says, or an altered one:
     exit status 2 and one line saying what is wrong, never a traceback."""
     import soundfile as sf
     import torch
 
     from speech2face.pipeline import DECODER_WEIGHTS, VOICE_WEIGHTS, asset_path
-    from speech2face.weights import save_weights
+    from speech2face.weights import load_weights, save_weights
 
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 3) / 16000
@@ -72,12 +73,16 @@ def test_wrong_or_outdated_weights_are_a_clear_error(tmp_path):
     out = str(tmp_path / "face.png")
     outdated = tmp_path / "outdated.safetensors"
     save_weights(outdated, {"texture_fc.0.weight": torch.zeros(4, 128)}, {"model": "FaceDecoder", "decoder": {}})
+    tensors, config = load_weights(asset_path(DECODER_WEIGHTS))
+    reshaped = tmp_path / "reshaped.safetensors"  # a config that does not describe its tensors
+    save_weights(reshaped, tensors, {**config, "decoder": {**config["decoder"], "size": 64}})
     altered = tmp_path / "altered.safetensors"
     altered.write_bytes(asset_path(VOICE_WEIGHTS).read_bytes()[:-1] + b"x")
     (tmp_path / "altered.safetensors.sha256").write_text(Path(f"{asset_path(VOICE_WEIGHTS)}.sha256").read_text())
     cases = [
         (["--weights", str(asset_path(DECODER_WEIGHTS))], "holds FaceDecoder, not a VoiceEncoder"),
         (["--decoder-weights", str(outdated)], "does not fit this version's FaceDecoder"),
+        (["--decoder-weights", str(reshaped)], "of another shape"),
         (["--weights", str(altered)], "checksum mismatch"),
     ]
     for flags, message in cases:

@@ -71,9 +71,11 @@ def load_module(path: Path, module_for: Callable[[dict], torch.nn.Module], kind:
         raise WeightsError(f"{path} holds {config.get('model') or 'no speech2face model'}, not a {kind}")
     module = module_for(config)
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    missing, unexpected = (sorted(set(a) - set(b)) for a, b in ((module.state_dict(), state), (state, module.state_dict())))
-    if missing or unexpected:
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    reshaped = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
+    if missing or unexpected or reshaped:
         raise WeightsError(f"{path} does not fit this version's {kind} (written by another version?): "
-                           f"{len(missing)} tensors missing, {len(unexpected)} unexpected")
+                           f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape")
     module.load_state_dict(state)
     return module, tensors, config
