@@ -252,6 +252,7 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     if export is not None:
         config = {"model": "FaceDecoder", "decoder": dcfg.to_dict(), "training": result,
                   "reproduce": f"python -m speech2face.training.face_decoder {' '.join(cfg.shards)} --out {cfg.out}"
+                               + (f" --size {dcfg.size}" if dcfg.size != FaceDecoderConfig.size else "")
                                + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")}
         # the 6 M-entry texture map is stored in float16 (half the file; < 0.1 grey level of error)
         tensors = {k: v.half() if v.numel() > 1_000_000 else v for k, v in model.state_dict().items()}
