@@ -1,26 +1,37 @@
 # Two commands for a fresh machine: `make run` (install, then the main job) and `make test`.
+# Installing happens once: a stamp in the environment is renewed only when pyproject.toml or
+# the install script change (the package itself is installed editable).
 VENV ?= .venv
 DATA ?= ../shared/data
 OUT ?= faces
+STAMP := $(VENV)/.installed
+STAMP_TEST := $(VENV)/.installed-test
 
 .PHONY: run test install install-test prepare bench
 
-run: install
+run: $(STAMP)
 	$(VENV)/bin/speech2face reconstruct "$(DATA)/s2f-pairs/audio/00[2-3]*.opus" -o $(OUT)
 
-test: install-test
+test: $(STAMP_TEST)
 	$(VENV)/bin/python -m pytest -q
 
-install:
+install: $(STAMP)
+
+install-test: $(STAMP_TEST)
+
+$(STAMP): pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
+	touch $@
 
-install-test:
+$(STAMP_TEST): pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh test
+	touch $@ $(STAMP)
 
-prepare: install
+prepare: $(STAMP)
 	$(VENV)/bin/speech2face prepare $(DATA)/s2f-pairs --out shards/pairs --workers 2
 
-bench: install
+bench: $(STAMP)
 	$(VENV)/bin/python bench/prepare.py
 	$(VENV)/bin/python bench/decode.py
 	$(VENV)/bin/python bench/reconstruct.py
+	$(VENV)/bin/python bench/serve.py

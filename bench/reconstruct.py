@@ -1,7 +1,8 @@
-"""Voice → face speed on CPU: warm latency per 6 s clip (median, p95), cold start of the CLI for one
-clip, batch throughput, peak memory. Real clips from ../shared/data/s2f-pairs.
+"""Voice → face speed on CPU: cold start of the CLI for one clip, warm latency per 6 s clip
+(median, p95), batch throughput, peak memory — on a quiet machine, then with two other busy
+processes on the cores. Real clips from ../shared/data/s2f-pairs.
 
-    python bench/reconstruct.py [--clips 40] [--data ../shared/data/s2f-pairs]
+    python bench/reconstruct.py [--clips 40] [--data ../shared/data/s2f-pairs] [--busy 2]
 """
 
 from __future__ import annotations
@@ -18,7 +19,30 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from busy import busy  # noqa: E402
+
+
+def measure(model, clips: list[Path], label: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:  # cold: a new process, imports and weights included
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "speech2face", "reconstruct", str(clips[0]), "-o", f"{tmp}/face.png",
+                        "--device", "cpu"], check=True, capture_output=True)
+        cold = time.perf_counter() - t
+    model.reconstruct(clips[0])  # warm-up
+    times = []
+    for clip in clips:
+        t = time.perf_counter()
+        model.reconstruct(clip)  # decode file + resample + VAD + embed + encode + draw
+        times.append(time.perf_counter() - t)
+    batch = clips[:32]
+    t = time.perf_counter()
+    model.reconstruct_many(batch)
+    rate = len(batch) / (time.perf_counter() - t)
+    print(f"{label}: cold CLI one clip {cold:.2f} s; warm per 6 s clip median {statistics.median(times) * 1000:.0f} ms, "
+          f"p95 {np.percentile(times, 95) * 1000:.0f} ms (n={len(times)}); batch of {len(batch)}: {rate:.1f} clips/s")
+    return {"cold": cold, "warm": statistics.median(times), "batch": rate}
 
 
 def main() -> None:
@@ -26,36 +50,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(here.parent / "shared" / "data" / "s2f-pairs"))
     parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--busy", type=int, default=2, help="busy processes for the second run (0: skip it)")
     args = parser.parse_args()
     clips = sorted(Path(args.data, "audio").glob("*.opus"))[: args.clips]
     if not clips:
         sys.exit(f"no clips in {args.data}/audio")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-
-    with tempfile.TemporaryDirectory() as tmp:  # cold: a new process, imports and weights included
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "speech2face", "reconstruct", str(clips[0]), "-o", f"{tmp}/face.png",
-                        "--device", "cpu"], check=True, capture_output=True)
-        cold = time.perf_counter() - t
-    print(f"cold CLI, one clip: {cold:.2f} s")
 
     from speech2face import load_model
+    from speech2face.runtime import available_cpus
 
     model = load_model(device="cpu")
-    model.reconstruct(clips[0])  # warm-up
-    times = []
-    for clip in clips:
-        t = time.perf_counter()
-        model.reconstruct(clip)  # decode file + resample + embed + encode + decode face
-        times.append(time.perf_counter() - t)
-    print(f"warm, per 6 s clip: median {statistics.median(times) * 1000:.0f} ms, "
-          f"p95 {np.percentile(times, 95) * 1000:.0f} ms (n={len(times)})")
-    batch = clips[:32]
-    t = time.perf_counter()
-    model.reconstruct_many(batch)
-    elapsed = time.perf_counter() - t
-    print(f"batch of {len(batch)}: {len(batch) / elapsed:.1f} clips/s")
+    import torch
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores ({available_cpus()} available), torch "
+          f"{torch.__version__}, {torch.get_num_threads()} intra-op thread(s), {model.workers} workers")
+    quiet = measure(model, clips, "quiet")
+    if args.busy:
+        with busy(args.busy):
+            loaded = measure(model, clips, f"{args.busy} busy processes")
+        print("busy / quiet: " + ", ".join(f"{k} {loaded[k] / quiet[k]:.2f}x" for k in ("cold", "warm"))
+              + f", batch throughput {quiet['batch'] / loaded['batch']:.2f}x slower")
     print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

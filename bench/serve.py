@@ -1,6 +1,7 @@
-"""HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16.
+"""HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16, on a quiet
+machine and then with two other busy processes on the cores.
 
-    python bench/serve.py [--requests 24] [--seconds 60]
+    python bench/serve.py [--requests 24] [--seconds 60] [--busy 2]
 
 Starts `speech2face serve` on a free loopback port, sends a bounded number of requests per level
 (stopping early at the time bound), prints requests/s, p50/p95 latency and errors, stops the server.
@@ -22,6 +23,30 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from busy import busy  # noqa: E402
+
+
+def levels(base: str, clips: list[bytes], requests: int, seconds: float, label: str) -> None:
+    for concurrency in (1, 4, 16):
+        deadline = time.perf_counter() + seconds
+
+        def one(i: int):
+            if time.perf_counter() > deadline:
+                return None
+            t = time.perf_counter()
+            r = httpx.post(f"{base}/api/reconstruct", files={"audio": ("c.opus", clips[i % len(clips)])}, timeout=120)
+            return time.perf_counter() - t, r.status_code
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = [r for r in pool.map(one, range(requests)) if r is not None]
+        wall = time.perf_counter() - start
+        lat = [t for t, code in results if code == 200]
+        errors = sum(code != 200 for _, code in results)
+        print(f"{label}, concurrency {concurrency:>2}: {len(results)} requests, {len(results) / wall:.1f} req/s, "
+              f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {np.percentile(lat, 95) * 1000:.0f} ms, errors {errors}")
+
 
 def main() -> None:
     here = Path(__file__).resolve().parents[1]
@@ -29,6 +54,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(here.parent / "shared" / "data" / "s2f-pairs"))
     parser.add_argument("--requests", type=int, default=24, help="requests per concurrency level, at most")
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound per level")
+    parser.add_argument("--busy", type=int, default=2, help="busy processes for the second run (0: skip it)")
     args = parser.parse_args()
     clips = [p.read_bytes() for p in sorted(Path(args.data, "audio").glob("*.opus"))[:16]]
     with socket.socket() as s:
@@ -46,25 +72,10 @@ def main() -> None:
                 time.sleep(0.3)
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback")
         httpx.post(f"{base}/api/reconstruct", files={"audio": ("w.opus", clips[0])}, timeout=60)  # warm-up
-        for concurrency in (1, 4, 16):
-            deadline = time.perf_counter() + args.seconds
-
-            def one(i: int):
-                if time.perf_counter() > deadline:
-                    return None
-                t = time.perf_counter()
-                r = httpx.post(f"{base}/api/reconstruct", files={"audio": ("c.opus", clips[i % len(clips)])}, timeout=120)
-                return time.perf_counter() - t, r.status_code
-
-            start = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                results = [r for r in pool.map(one, range(args.requests)) if r is not None]
-            wall = time.perf_counter() - start
-            lat = [t for t, code in results if code == 200]
-            errors = sum(code != 200 for _, code in results)
-            print(f"concurrency {concurrency:>2}: {len(results)} requests, {len(results) / wall:.1f} req/s, "
-                  f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {np.percentile(lat, 95) * 1000:.0f} ms, "
-                  f"errors {errors}")
+        levels(base, clips, args.requests, args.seconds, "quiet")
+        if args.busy:
+            with busy(args.busy):
+                levels(base, clips, args.requests, args.seconds, f"{args.busy} busy processes")
     finally:
         server.terminate()
         server.wait(10)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,27 @@ def need_shared_data() -> Path:
     if not (PAIRS / "pairs.csv").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA} (place ../shared/data beside the repository)")
     return SHARED_DATA
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def need_chromium():
+    """(Debian's chromium path, playwright.sync_api). Skipped with the reason where either is
+    missing, except under CI (CI=true), where a browser test that cannot run is a failure."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    reason = None
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        reason = "playwright is not installed (pip install -e '.[test]')"
+    if path is None:
+        reason = "Debian's chromium is not installed (.ci/run installs it)"
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"browser test cannot run under CI: {reason}")
+    if reason:
+        pytest.skip(reason)
+    return path, playwright
 
 
 def link_paired_folder(root: Path, rows: list[dict], extra: dict | None = None) -> Path:

@@ -62,8 +62,10 @@ def _encode_audio(container, stream, planes: np.ndarray, rate: int) -> None:
         container.mux(packet)
 
 
-def write_video(path: Path, image: np.ndarray, wave: np.ndarray, rate: int, fps: int = 10) -> Path:
-    """An H.264/AAC MP4 showing ``image`` (still, (H, W, 3) uint8) for as long as ``wave`` lasts."""
+def write_video(path: Path, image: np.ndarray, wave: np.ndarray, rate: int, fps: int = 10,
+                with_audio: bool = True) -> Path:
+    """An H.264/AAC MP4 showing ``image`` (still, (H, W, 3) uint8) for as long as ``wave`` lasts
+    (``with_audio=False``: the video track only)."""
     import av
 
     seconds = wave.size / rate
@@ -71,8 +73,9 @@ def write_video(path: Path, image: np.ndarray, wave: np.ndarray, rate: int, fps:
     with av.open(str(path), "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio_stream = container.add_stream("aac", rate=rate)
-        audio_stream.layout = "mono"
+        if with_audio:
+            audio_stream = container.add_stream("aac", rate=rate)
+            audio_stream.layout = "mono"
         for i in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
             frame.pts = i
@@ -81,5 +84,6 @@ def write_video(path: Path, image: np.ndarray, wave: np.ndarray, rate: int, fps:
                 container.mux(packet)
         for packet in video.encode(None):
             container.mux(packet)
-        _encode_audio(container, audio_stream, wave[None, :].astype(np.float32), rate)
+        if with_audio:
+            _encode_audio(container, audio_stream, wave[None, :].astype(np.float32), rate)
     return path

@@ -169,3 +169,70 @@ def test_long_input_is_read_up_to_the_limit(tmp_path):
     path = write_audio(tmp_path / "long.wav", tone(30.0, 16_000), 16_000)
     wave, _ = audio.read_audio(path, max_seconds=5.0)
     assert wave.size == 5 * 16_000
+
+
+# --- wave arrays as Python callers hold them ------------------------------------------------------
+def test_integer_pcm_is_scaled_by_its_type(speech_wave):
+    full = {"int16": 32768, "int32": 2**31}
+    for dtype, scale in full.items():
+        pcm = np.round(speech_wave * (scale - 1)).astype(dtype)
+        wave = audio.wave_from_array(pcm, 16_000)
+        assert wave.dtype == np.float32 and np.abs(wave - speech_wave).max() < 2 / scale * 2
+    pcm8 = np.round(speech_wave * 127 + 128).clip(0, 255).astype(np.uint8)  # 8-bit WAV: unsigned, centred on 128
+    assert np.abs(audio.wave_from_array(pcm8, 16_000) - speech_wave).max() < 2 / 128
+    assert np.array_equal(audio.wave_from_array(speech_wave.astype(np.float64), 16_000), speech_wave)
+
+
+def test_channel_axis_is_recognised_either_way(speech_wave):
+    stereo = np.stack([speech_wave, speech_wave * 0.5])  # (2, N)
+    expected = speech_wave * 0.75
+    assert np.allclose(audio.wave_from_array(stereo, 16_000), expected)
+    assert np.allclose(audio.wave_from_array(stereo.T.copy(), 16_000), expected)  # (N, 2)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((3, 4, 16_000), np.float32), "1-D .* or 2-D"),
+    (np.zeros((16, 16_000), np.float32), "at most 8 channels"),
+    (np.full(16_000, np.nan, np.float32), "NaN or infinite"),
+    (np.array([0.0, np.inf] * 8_000), "NaN or infinite"),
+    (np.full(16_000, 12_000.0, np.float32), r"must lie in \[-1, 1\]"),
+    (np.zeros(16_000, bool), "integer PCM or floating-point"),
+    (np.zeros(16_000, np.complex64), "integer PCM or floating-point"),
+])
+def test_unusable_arrays_are_named(array, message):
+    with pytest.raises(AudioError, match=message):
+        audio.wave_from_array(array, 16_000)
+
+
+@pytest.mark.parametrize("rate", [0, -16_000, 16_000.5, None, True])
+def test_sample_rate_must_be_a_positive_integer(rate, speech_wave):
+    with pytest.raises(AudioError, match="sample_rate"):
+        audio.wave_from_array(speech_wave, rate)
+
+
+# --- messages for people ----------------------------------------------------------------------------
+def test_unreadable_bytes_say_why_without_internals():
+    with pytest.raises(AudioError) as caught:
+        audio.read_audio(b"\x00\x01garbage" * 400)
+    message = str(caught.value)
+    assert "not a readable audio file" in message
+    assert "<_io" not in message and "Errno" not in message and "0x" not in message and "<none>" not in message
+
+
+def test_truncated_file_message_names_the_path_as_given(tmp_path, speech_wave, monkeypatch):
+    path = write_audio(tmp_path / "cut.m4a", speech_wave, 16_000)
+    path.write_bytes(path.read_bytes()[:300])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AudioError) as caught:
+        audio.load_clip("cut.m4a")
+    message = str(caught.value)
+    assert message.startswith("cut.m4a: ") and "Errno" not in message and "<none>" not in message
+
+
+def test_video_without_an_audio_track(tmp_path, speech_wave):
+    from media import write_video
+
+    image = np.full((64, 64, 3), 128, np.uint8)
+    path = write_video(tmp_path / "silent_film.mp4", image, speech_wave[:32_000], 16_000, with_audio=False)
+    with pytest.raises(AudioError, match="silent_film.mp4: the file has no audio track"):
+        audio.read_audio(path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from PIL import Image
 from speech2face.evaluation import craniofacial
 from speech2face.evaluation.metrics import confusion, decade, feature_similarity, pearson, retrieval_recall, sharpness
 
-from conftest import PAIRS, link_paired_folder
+from conftest import BROWSER_ARGS, PAIRS, link_paired_folder, need_chromium
 
 
 # --- metrics on hand-made inputs -------------------------------------------------------------------
@@ -201,13 +200,9 @@ def test_bad_images_are_listed_and_report_opens_in_chromium(subset, tmp_path, sc
     main = next(iter(m["systems"].values()))
     assert main["quality"]["face_detected_share"] < 1.0  # counted, not dropped
     assert json.loads((out / "metrics.json").read_text())["pairs_scored"] == m["pairs_scored"]
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    playwright = pytest.importorskip("playwright.sync_api")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    chromium, playwright = need_chromium()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto((out / "index.html").as_uri())
         for section in SECTIONS:
@@ -217,3 +212,26 @@ def test_bad_images_are_listed_and_report_opens_in_chromium(subset, tmp_path, sc
         page.screenshot(path=str(out / "screenshot.png"), full_page=True)
         browser.close()
     assert (out / "screenshot.png").stat().st_size > 10_000
+
+
+def test_cli_limit_samples_among_the_images_given_and_says_when_pools_shrink(subset, tmp_path, score_cache):
+    """--limit with --images draws among the pairs that have an image; with fewer than 100
+    speakers the console says the pools shrank and chance changed; no 'nan' reaches the console."""
+    import subprocess
+    import sys
+
+    root, rows = subset
+    images = tmp_path / "some"
+    images.mkdir()
+    for r in rows[:30]:  # images for 30 of the 160 pairs only
+        os.symlink(root / "faces" / f"{r['stem']}.jpg", images / f"{r['stem']}.jpg")
+    result = subprocess.run([sys.executable, "-m", "speech2face", "evaluate", "--data", str(root), "--images",
+                             str(images), "--out", str(tmp_path / "report"), "--limit", "20", "--no-baselines",
+                             "--quiet", "--cache", str(score_cache)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["pairs_listed"] == 20 and metrics["problems"]["missing_reconstruction"] == []
+    pool = metrics["systems"]["some"]["retrieval"]["pool_size"]
+    assert pool < 100 and f"each retrieval pool holds {pool} faces, not 100" in result.stderr
+    assert "nan" not in result.stdout.lower()
+    assert "age r " in result.stdout

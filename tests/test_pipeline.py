@@ -129,4 +129,6 @@ def test_evaluate_with_the_shipped_model(shared_data, tmp_path):
     assert ours["quality"]["face_detected_share"] > 0.9
     # decoding the true face's own descriptor must beat guessing from the voice
     assert upper["retrieval"]["recall"]["10"] > ours["retrieval"]["recall"]["10"]
-    assert len(list((tmp_path / "report" / "reconstructions").glob("*.png"))) == m["pairs_listed"]
+    # a clip the VAD hears too little speech in draws nothing and is listed (4 of the 1,050 clips here)
+    written = len(list((tmp_path / "report" / "reconstructions").glob("*.png")))
+    assert written + len(m["problems"]["missing_reconstruction"]) == m["pairs_listed"] and written >= 0.97 * m["pairs_listed"]

@@ -5,7 +5,6 @@ the page in headless Chromium — upload, and recording through a fake microphon
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PAIRS
+from conftest import BROWSER_ARGS, PAIRS, need_chromium
 
 httpx = pytest.importorskip("httpx")
 
@@ -85,7 +84,42 @@ def test_reconstruct_png_and_json(server):
     assert r.status_code == 200 and len(body["descriptor"]) == 128 and body["image_png_base64"]
     assert "not the speaker's face" in body["notice"]
     assert body["attributes"]["gender"] in ("male", "female") and body["attributes"]["age_range"]
+    assert body["used"]["spans_seconds"] == [[0.0, 6.0]] and body["used"]["input_seconds"] == 6.0
+    assert body["used"]["text"] == "0.0–6.0 s of 6.0 s" and body["used"]["notes"] == []
     assert httpx.get(f"{base}/openapi.json").json()["paths"]["/api/reconstruct"]
+
+
+@pytest.mark.parametrize("kind", ["noise", "tone"])
+def test_noise_and_tone_are_refused(server, kind):
+    base, _ = server
+    t = np.arange(6 * 16_000) / 16_000
+    wave = 0.1 * np.random.default_rng(2).standard_normal(t.size) if kind == "noise" else 0.3 * np.sin(2 * np.pi * 440 * t)
+    r = post(base, wav_bytes(wave.astype(np.float32)), name=f"{kind}.wav", fmt="json")
+    assert r.status_code == 422 and r.json()["error"].startswith("no speech found")
+
+
+def test_long_upload_reports_the_seconds_used(server):
+    base, _ = server
+    import soundfile as sf
+
+    wave = np.concatenate([sf.read(io.BytesIO(clip_bytes(i)), dtype="float32")[0] for i in (0, 0, 0)])  # 18 s, one voice
+    r = post(base, wav_bytes(wave), name="long.wav", fmt="json")
+    assert r.status_code == 200 and r.json()["used"]["spans_seconds"] == [[0.0, 6.0], [6.0, 12.0], [12.0, 18.0]]
+    r = post(base, wav_bytes(wave), name="long.wav")
+    assert r.headers["x-speech-used"] == "0.0-6.0, 6.0-12.0, 12.0-18.0 s of 18.0 s"
+
+
+def test_errors_name_query_parameters_and_form_fields(server):
+    base, _ = server
+    r = httpx.post(f"{base}/api/reconstruct?format=gif", files={"audio": ("c.opus", clip_bytes(0))}, timeout=60)
+    assert r.status_code == 422 and r.json()["error"].startswith("query parameter 'format'"), r.text
+    r = httpx.post(f"{base}/api/reconstruct?duration=60", files={"audio": ("c.opus", clip_bytes(0))}, timeout=60)
+    assert r.json()["error"].startswith("query parameter 'duration'")
+    r = post(base, clip_bytes(0), field="file")
+    assert r.json()["error"].startswith("form field 'audio'") and "multipart/form-data" in r.json()["error"]
+    r = post(base, b"\x00garbage" * 500, name="x.m4a")
+    error = r.json()["error"]
+    assert "not a readable audio file" in error and "<_io" not in error and "Errno" not in error and "<none>" not in error
 
 
 @pytest.mark.parametrize("case", ["empty", "wrong_field", "text", "truncated", "tenth_second", "silence"])
@@ -173,6 +207,53 @@ def test_match_api(server):
     assert ranking[3]["name"] == "blank.png" and "no face" in ranking[3]["error"]
 
 
+def test_match_says_which_face_of_a_group_photo_was_scored(server, face_analyzer):
+    from PIL import Image
+
+    from speech2face.faces import load_image
+
+    base, _ = server
+    singles = (p for p in sorted((PAIRS / "faces").glob("*.jpg")) if len(face_analyzer.detect(load_image(p))) == 1)
+    faces = [next(singles), next(singles)]
+    group = Image.new("RGB", (224 + 160, 224), (230, 230, 230))
+    group.paste(Image.open(faces[0]), (0, 0))
+    group.paste(Image.open(faces[1]).resize((160, 160)), (224, 32))
+    buf = io.BytesIO()
+    group.save(buf, format="JPEG")
+    files = [("audio", ("v.opus", clip_bytes(0))), ("faces", ("group.jpg", buf.getvalue())),
+             ("faces", (faces[0].name, faces[0].read_bytes()))]
+    ranking = {x["name"]: x for x in httpx.post(f"{base}/api/match", files=files, timeout=60).json()["ranking"]}
+    entry = ranking["group.jpg"]
+    assert entry["faces_found"] >= 2 and f"{entry['faces_found']} faces in this image; only the largest" in entry["note"]
+    left, top, right, bottom = entry["face_box"]
+    assert right <= 240  # the big face on the left was the one scored
+    assert ranking[faces[0].name]["faces_found"] == 1 and "note" not in ranking[faces[0].name]
+
+
+def test_docs_work_offline_in_a_browser(server):
+    base, _ = server
+    chromium, playwright = need_chromium()
+    outside = []
+
+    def only_loopback(route):
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.route("**/*", only_loopback)
+        page.goto(f"{base}/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/api/reconstruct", "/api/match", "/healthz"} <= {t.strip() for t in paths}, paths
+        browser.close()
+    assert outside == []
+
+
 def _blank_png() -> bytes:
     from PIL import Image
 
@@ -193,20 +274,9 @@ def test_match_cli(shared_data):
 
 
 # --- the page in a real browser ----------------------------------------------------------------------
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-
-
-def _chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    playwright = pytest.importorskip("playwright.sync_api")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    return path, playwright
-
-
 def test_page_upload_shows_a_face(server, tmp_path):
     base, _ = server
-    chromium, playwright = _chromium()
+    chromium, playwright = need_chromium()
     clip = sorted((PAIRS / "audio").glob("*.opus"))[4]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
@@ -217,14 +287,33 @@ def test_page_upload_shows_a_face(server, tmp_path):
         page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
         assert page.evaluate("document.getElementById('face').naturalWidth") == 224
         assert "voice, age around" in page.inner_text("#attributes")
+        assert page.inner_text("#used") == "Drawn from the speech at 0.0–6.0 s of 6.0 s."
         page.screenshot(path=str(tmp_path / "upload.png"))
         browser.close()
     assert (tmp_path / "upload.png").stat().st_size > 10_000
 
 
+def test_page_says_when_there_is_no_speech(server, tmp_path):
+    base, _ = server
+    chromium, playwright = need_chromium()
+    import soundfile as sf
+
+    t = np.arange(6 * 16_000) / 16_000
+    sf.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t), 16_000, subtype="PCM_16")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto(base)
+        page.set_input_files("#file", str(tmp_path / "tone.wav"))
+        page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
+        assert page.inner_text("#status").startswith("no speech found")
+        assert not page.evaluate("document.getElementById('face').src")
+        browser.close()
+
+
 def test_page_records_from_a_fake_microphone(server, tmp_path):
     base, _ = server
-    chromium, playwright = _chromium()
+    chromium, playwright = need_chromium()
     import soundfile as sf
 
     wave, rate = sf.read(io.BytesIO(clip_bytes(5)), dtype="float32")

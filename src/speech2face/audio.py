@@ -61,21 +61,34 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
     if len(data) == 0:
         raise AudioError(f"{name}: the file is empty")
     suffix = Path(name).suffix.lower()
-    errors = []
+    reasons = []
     decoders = (_read_soundfile, _read_pyav) if suffix in _SOUNDFILE_SUFFIXES else (_read_pyav, _read_soundfile)
     for decode in decoders:
         try:
             wave, rate = decode(data, max_seconds)
             break
-        except Exception as exc:  # both libraries raise a zoo of types; report them together
-            errors.append(f"{decode.__name__[6:]}: {exc}".strip())
+        except NoAudioTrack:
+            raise AudioError(f"{name}: the file has no audio track (a video without sound?)") from None
+        except Exception as exc:  # both libraries raise a zoo of types; report their reasons together
+            reasons.append(_reason(exc))
     else:
-        raise AudioError(f"{name}: not a readable audio file ({'; '.join(errors)})")
+        reasons = list(dict.fromkeys(r for r in reasons if r)) or ["unknown format"]
+        raise AudioError(f"{name}: not a readable audio file ({'; '.join(reasons)})")
     if wave.size == 0:
         raise AudioError(f"{name}: the file holds no audio samples (truncated or empty stream)")
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     return wave, rate
+
+
+class NoAudioTrack(Exception):
+    """A container that opened but holds no audio stream."""
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder's reason in words, without its internals (object reprs, errno numbers)."""
+    text = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip().rstrip(".")
 
 
 def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
@@ -106,7 +119,7 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     chunks, total = [], 0
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
-            raise ValueError("no audio stream")
+            raise NoAudioTrack
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         if not rate:
@@ -122,6 +135,47 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
                 break
     wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return wave[:limit], rate
+
+
+# --- arrays from Python callers ---------------------------------------------------------------
+MAX_CHANNELS = 8  # a 2-D wave array has a channel axis at most this long
+MAX_FLOAT_PEAK = 2.0  # float samples belong in [-1, 1]; far beyond, they are unscaled integer PCM
+
+
+def wave_from_array(array, sample_rate) -> np.ndarray:
+    """A wave array as numpy users hold it → mono float32 in [-1, 1] at its own rate.
+
+    Integer PCM is scaled by its type (int16 as ``scipy.io.wavfile.read`` returns it, int32,
+    uint8 centred on 128); floats are taken as they are. ``(N,)``, ``(N, channels)`` and
+    ``(channels, N)`` are understood; anything else, NaN/inf, or floats far outside [-1, 1]
+    is an AudioError that says so.
+    """
+    x = np.asarray(array)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    if x.dtype.kind == "f":
+        wave = x.astype(np.float32)
+    elif x.dtype.kind in "iu":
+        half = 2.0 ** (8 * x.dtype.itemsize - 1)
+        offset = half if x.dtype.kind == "u" else 0.0
+        wave = ((x.astype(np.float64) - offset) / half).astype(np.float32)
+    else:
+        raise AudioError(f"a wave array must hold integer PCM or floating-point samples, not {x.dtype}")
+    if wave.ndim == 2:
+        channel_axis = int(np.argmin(wave.shape))
+        if wave.shape[channel_axis] > MAX_CHANNELS:
+            raise AudioError(f"a 2-D wave array must be (samples, channels) or (channels, samples) with at most "
+                             f"{MAX_CHANNELS} channels; shape {x.shape} has none")
+        wave = wave.mean(axis=channel_axis)
+    elif wave.ndim != 1:
+        raise AudioError(f"a wave array must be 1-D (samples) or 2-D (with a channel axis), got shape {x.shape}")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError("the audio holds NaN or infinite samples")
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if x.dtype.kind == "f" and peak > MAX_FLOAT_PEAK:
+        raise AudioError(f"float samples must lie in [-1, 1], these reach {peak:.0f}: integer PCM stored as floats? "
+                         "Pass the integer array itself, or divide by its full scale (32768 for 16-bit)")
+    return wave
 
 
 # --- resampling, length, checks -----------------------------------------------------------

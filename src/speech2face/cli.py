@@ -32,6 +32,13 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_score_cache() -> Path:
+    """Where `evaluate` keeps image scores: $XDG_CACHE_HOME/speech2face (default ~/.cache/speech2face)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "speech2face" / "image_scores.jsonl"
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
@@ -40,11 +47,19 @@ def _evaluate(args: argparse.Namespace) -> int:
                        repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
                        baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
                        decoder_weights=args.decoder_weights, split=args.split)
+    from .evaluation.report import fmt
+
     for name, s in metrics["systems"].items():
         r, d = s["retrieval"]["recall"], s["demographics"]
-        print(f"{name}: R@1 {r['1']:.1f}  R@5 {r['5']:.1f}  R@10 {r['10']:.1f}  "
-              f"gender {100 * d['gender']['agreement']:.1f} %  age r {d['age_correlation']['r']:.2f}  "
-              f"sharpness {s['quality']['sharpness_median']:.1f}  face found {100 * s['quality']['face_detected_share']:.0f} %")
+        print(f"{name}: R@1 {fmt(r['1'], 1)}  R@5 {fmt(r['5'], 1)}  R@10 {fmt(r['10'], 1)}  "
+              f"gender {fmt(d['gender']['agreement'], 1, 100)} %  age r {fmt(d['age_correlation']['r'], 2)}  "
+              f"sharpness {fmt(s['quality']['sharpness_median'], 1)}  "
+              f"face found {fmt(s['quality']['face_detected_share'], 0, 100)} %")
+    pool = next(iter(metrics["systems"].values()))["retrieval"]["pool_size"]
+    if pool < args.pool:
+        print(f"note: only {metrics['speakers_scored']} speakers were scored, so each retrieval pool holds {pool} "
+              f"faces, not {args.pool}: chance is R@1 {100 / pool:.1f} %, R@10 {100 * min(10, pool) / pool:.1f} %, "
+              "and the figures are not comparable with pools of 100", file=sys.stderr)
     print(f"report: {Path(args.out) / 'index.html'}", file=sys.stderr)
     return 0
 
@@ -58,12 +73,15 @@ def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tup
     for src, dst in zip(inputs, outputs):
         try:
             image = draw(src)
+            Image.fromarray(image).save(dst)
         except InputError as exc:
             failed += 1
             print(f"{src}: skipped: {exc}", file=sys.stderr)
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(dst)
+        except OSError as exc:
+            failed += 1
+            print(f"{dst}: could not be written: {exc.strerror or exc}", file=sys.stderr)
+            continue
         done.append((src.stem, image))
         print(dst)
     return done, failed
@@ -71,26 +89,45 @@ def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tup
 
 def _normalize(args: argparse.Namespace) -> int:
     from .data.sources import IMAGE_SUFFIXES
-    from .files import expand_inputs, output_paths
+    from .files import check_writable, expand_inputs, output_paths
     from .pipeline import load_decoder
 
     inputs = expand_inputs(args.inputs, IMAGE_SUFFIXES)
     outputs = output_paths(inputs, args.output)
+    check_writable(outputs)
     renderer = load_decoder(args.weights, args.device)
     _, failed = _write_each(inputs, outputs, lambda src: renderer.normalize(src)[0])
     return 1 if failed else 0
 
 
+BATCH = 32  # clips reconstructed together by `reconstruct` on many files
+
+
 def _reconstruct(args: argparse.Namespace) -> int:
     from .data.sources import AUDIO_SUFFIXES
-    from .files import expand_inputs, output_paths
+    from .files import check_writable, expand_inputs, output_paths
     from .pipeline import load_model
     from .sheets import contact_sheet
 
     inputs = expand_inputs(args.inputs, AUDIO_SUFFIXES)
     outputs = output_paths(inputs, args.output)
+    check_writable(outputs)
     model = load_model(args.weights, args.decoder_weights, args.device)
-    done, failed = _write_each(inputs, outputs, lambda src: model.reconstruct(src, duration=args.duration).image)
+    results: dict = {}
+
+    def draw(src: Path):
+        if src not in results:  # reconstruct this input's batch in one go (batched embedding and drawing)
+            start = inputs.index(src)
+            batch = inputs[start:start + BATCH]
+            results.update(zip(batch, model.reconstruct_each(batch, duration=args.duration)))
+        result = results.pop(src)
+        if isinstance(result, InputError):
+            raise result
+        if result.input_seconds > args.duration or result.notes:
+            print(f"{src}: used {result.used}" + "".join(f"; {n}" for n in result.notes), file=sys.stderr)
+        return result.image
+
+    done, failed = _write_each(inputs, outputs, draw)
     if len(inputs) > 1 and done:
         sheet = outputs[0].parent / "contact_sheet.png"
         contact_sheet([img for _, img in done], [name for name, _ in done]).save(sheet)
@@ -110,7 +147,10 @@ def _match(args: argparse.Namespace) -> int:
         print(json.dumps(ranking, indent=1))
         return 0
     for r in ranking:
-        print(f"{r['rank']:>4}  {r['score']:+.3f}  {r['name']}" if r.get("rank") else f"   –  no face   {r['name']}: {r['error']}")
+        if not r.get("rank"):
+            print(f"   –  no face   {r['name']}: {r['error']}")
+            continue
+        print(f"{r['rank']:>4}  {r['score']:+.3f}  {r['name']}" + (f"  ({r['note']})" if r.get("note") else ""))
     return 0
 
 
@@ -119,6 +159,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(args.host, args.port)
     return 0
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one and does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        has_default = not (action.default is None or action.default is False or action.default == argparse.SUPPRESS)
+        if action.option_strings and has_default and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -130,80 +181,84 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speech2face",
+    parser = argparse.ArgumentParser(prog="speech2face", formatter_class=_HelpWithDefaults,
                                      description="Hear a few seconds of speech, draw a canonical face of the speaker.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('speech2face').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("reconstruct", help="speech → a canonical face of the speaker")
+    p = sub.add_parser("reconstruct", formatter_class=_HelpWithDefaults, help="speech → a canonical face of the speaker")
     p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs")
     p.add_argument("-o", "--output", required=True, help="face.png for one clip, or a folder (DIR/<stem>.png + contact_sheet.png)")
-    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0), help="seconds of speech used (default 6)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0),
+                   help="seconds per clip; longer input is cut into clips of this length and the clips that "
+                        "hold speech and sound like one voice are averaged")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
     p.add_argument("--decoder-weights", help="face decoder weights (default: the shipped ones)")
     p.set_defaults(func=_reconstruct)
 
-    p = sub.add_parser("prepare", help="turn audio-visual material into training shards")
+    p = sub.add_parser("prepare", formatter_class=_HelpWithDefaults, help="turn audio-visual material into training shards")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="[kind:]path — a paired folder (pairs.csv), an AVSpeech CSV, a VoxCeleb root "
                         "(wav/ or aac/), or a folder of face images (faces:)")
     p.add_argument("--out", required=True, help="output folder for shard-*.tar and index.json")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--shard-size", type=int, default=100, help="items per shard (default 100)")
-    p.add_argument("--shard-id", type=int, default=0, help="this machine's part, 0-based (default 0)")
-    p.add_argument("--num-shards", type=int, default=1, help="machines sharing the job (default 1)")
-    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0), help="clip length in s (default 6)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--shard-size", type=int, default=100, help="items per shard")
+    p.add_argument("--shard-id", type=int, default=0, help="this machine's part, 0-based")
+    p.add_argument("--num-shards", type=int, default=1, help="machines sharing the job")
+    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0), help="clip length in s")
     p.add_argument("--videos", help="AVSpeech: folder of downloaded <youtube_id>.mp4 (default: beside the CSV)")
     p.add_argument("--faces", help="VoxCeleb: folder of face images <id>/<video>/*.jpg (default: ROOT/faces)")
-    p.add_argument("--vox-meta", help="VoxCeleb: vox1_meta.csv for gender and nationality")
-    p.add_argument("--limit", type=int, help="only the first N items (in key order), for a quick look")
+    p.add_argument("--vox-meta", help="VoxCeleb: vox1_meta.csv for gender and nationality (default: none, no labels)")
+    p.add_argument("--limit", type=int, help="only the first N items (in key order), for a quick look (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
 
-    p = sub.add_parser("evaluate", help="score reconstructions with the paper's protocol; write a report")
+    p = sub.add_parser("evaluate", formatter_class=_HelpWithDefaults, help="score reconstructions with the paper's protocol; write a report")
     p.add_argument("--data", required=True, help="paired folder (pairs.csv, audio/, faces/) with the true faces")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--images", help="folder of any system's reconstructions named <stem>.png|jpg")
     which.add_argument("--model", help="voice encoder weights to reconstruct every clip with ('shipped' for ours)")
     p.add_argument("--decoder-weights", help="with --model: face decoder weights (default: the shipped ones)")
     p.add_argument("--out", required=True, help="report folder (metrics.json, index.html, plots)")
-    p.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100)")
-    p.add_argument("--repeats", type=int, default=10, help="random pools per clip (default 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="a seeded random subset of N pairs")
+    p.add_argument("--pool", type=int, default=100, help="retrieval pool size")
+    p.add_argument("--repeats", type=int, default=10, help="random pools per clip")
+    p.add_argument("--seed", type=int, default=0, help="seed of the retrieval pools and of --limit's sample")
+    p.add_argument("--limit", type=int, help="score a seeded random sample of N pairs; with --images, drawn among "
+                                             "the pairs that have an image (default: all pairs)")
     p.add_argument("--split", choices=("dev", "val", "train"),
-                   help="only the speakers of this identity split (dev: never trained or tuned on)")
-    p.add_argument("--cache", default="~/.cache/speech2face/image_scores.jsonl",
-                   help="image scores by content hash, reused across runs")
-    p.add_argument("--no-cache", action="store_true")
+                   help="only the speakers of this identity split (dev: never trained or tuned on; default: all)")
+    p.add_argument("--cache", default=str(default_score_cache()),
+                   help="file of image scores by content hash, reused across runs ($XDG_CACHE_HOME/speech2face/"
+                        "image_scores.jsonl, ~/.cache when XDG_CACHE_HOME is unset)")
+    p.add_argument("--no-cache", action="store_true", help="score every image afresh and keep nothing")
     p.add_argument("--no-baselines", action="store_true", help="skip the mean-face and voice-gender baselines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("normalize", help="photo → face descriptor → canonical frontal face")
+    p = sub.add_parser("normalize", formatter_class=_HelpWithDefaults, help="photo → face descriptor → canonical frontal face")
     p.add_argument("inputs", nargs="+", help="image files, folders or globs")
     p.add_argument("-o", "--output", required=True, help="face.png for one input, or a folder (DIR/<stem>.png)")
     p.add_argument("--weights", help="face decoder weights (default: the shipped ones)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.set_defaults(func=_normalize)
 
-    p = sub.add_parser("match", help="rank face photos by how well they fit a voice")
+    p = sub.add_parser("match", formatter_class=_HelpWithDefaults, help="rank face photos by how well they fit a voice")
     p.add_argument("voice", help="a speech clip")
     p.add_argument("faces", nargs="+", help="face photos, folders or globs")
     p.add_argument("--json", action="store_true", help="print the ranking as JSON")
     p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
-    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.set_defaults(func=_match)
 
-    p = sub.add_parser("serve", help="the web page and HTTP API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("serve", formatter_class=_HelpWithDefaults, help="the web page and HTTP API")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 1–65535")
     p.set_defaults(func=_serve)
 
     from .training.voice import add_arguments
 
-    p = sub.add_parser("train", help="train a voice encoder (speech → face descriptor); torchrun-ready")
+    p = sub.add_parser("train", formatter_class=_HelpWithDefaults, help="train a voice encoder (speech → face descriptor); torchrun-ready")
     add_arguments(p)
     p.set_defaults(func=_train)
     return parser

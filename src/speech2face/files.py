@@ -25,7 +25,11 @@ def expand_inputs(patterns: Iterable[str], suffixes: Sequence[str]) -> list[Path
             found += [p for p in matches if p.is_file()]
         else:
             raise InputError(f"{pattern}: no such file or folder")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    seen, unique = set(), []
+    for p in found:  # once each, named as the user typed it
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
     if not unique:
         raise InputError("no input files found")
     return unique
@@ -43,3 +47,16 @@ def output_paths(inputs: list[Path], out: str, suffix: str = ".png") -> list[Pat
     if duplicates:
         raise InputError(f"several inputs share the name {sorted(duplicates)[0]!r}; outputs would overwrite each other")
     return [target / f"{s}{suffix}" for s in stems]
+
+
+def check_writable(outputs: list[Path]) -> None:
+    """Fail before any work when an output folder cannot be made or written to."""
+    import tempfile
+
+    for folder in dict.fromkeys(p.parent for p in outputs):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".speech2face-write-test-"):
+                pass
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot write output there ({exc.strerror or exc})") from None

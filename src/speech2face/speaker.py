@@ -97,9 +97,8 @@ class SpeakerEncoder(nn.Module):
             starts.pop()
         return starts
 
-    @torch.no_grad()
-    def embed(self, wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
-        """16 kHz mono wave (N,) → utterance embedding (256,) float32: mean of partials, renormalised."""
+    def partials(self, wave: np.ndarray, normalize_volume: bool = True) -> torch.Tensor:
+        """16 kHz mono wave (N,) → its 1.6 s partial utterances as mel frames: (P, 160, 40)."""
         wave = np.asarray(wave, dtype=np.float32)
         if normalize_volume:
             rms = np.sqrt(np.mean((wave.astype(np.float64) * INT16_MAX) ** 2))
@@ -108,12 +107,36 @@ class SpeakerEncoder(nn.Module):
                 wave = wave * np.float32(10 ** (change_db / 20))
         starts = self.partial_starts(wave.size)
         padded_len = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
-        device = self.mel_basis.device
-        x = torch.from_numpy(np.pad(wave, (0, max(0, padded_len - wave.size)))).to(device)
+        x = torch.from_numpy(np.pad(wave, (0, max(0, padded_len - wave.size)))).to(self.mel_basis.device)
         mel = self.mel_frames(x)  # (T, N_MELS)
-        partials = torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])  # (P, 160, 40)
-        embed = self(partials).mean(dim=0)
-        return (embed / embed.norm()).cpu().numpy().astype(np.float32)
+        return torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
+
+    @torch.no_grad()
+    def embed(self, wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
+        """16 kHz mono wave (N,) → utterance embedding (256,) float32: mean of partials, renormalised."""
+        return self.embed_many([wave], normalize_volume)[0]
+
+    @torch.no_grad()
+    def embed_many(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1) -> np.ndarray:
+        """Several waves → (N, 256) embeddings. The partials of all waves go through the LSTM
+        together, split into ``workers`` chunks run side by side (one intra-op thread each)."""
+        parts = [self.partials(w, normalize_volume) for w in waves]
+        counts = [len(p) for p in parts]
+        stacked = torch.cat(parts)  # (sum P, 160, 40)
+        chunks = torch.tensor_split(stacked, min(workers, len(stacked)))
+        if len(chunks) == 1:
+            embeds = self(stacked)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            def run(chunk: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():  # grad mode is per thread
+                    return self(chunk)
+
+            with ThreadPoolExecutor(len(chunks)) as pool:  # the LSTM releases the GIL
+                embeds = torch.cat(list(pool.map(run, chunks)))
+        means = torch.stack([e.mean(dim=0) for e in torch.split(embeds, counts)])  # (N, 256)
+        return (means / means.norm(dim=1, keepdim=True)).cpu().numpy().astype(np.float32)
 
 
 def resemblyzer_weights_path() -> Path:

@@ -8,6 +8,8 @@ One sample = files sharing a key inside a plain tar:
   ``<key>.face.jpg``  aligned canonical face crop (224×224)
   ``<key>.desc.npy``  (128,) float32 face descriptor
   ``<key>.lm68.npy``  (68, 2) float32 landmarks in crop pixels
+  ``<key>.portrait.jpg`` the same face in the zoomed-out portrait frame (whole head; 224×224)
+  ``<key>.portrait_lm68.npy`` (68, 2) float32 landmarks in portrait pixels
 Face-only samples carry no spec/audio/spk. Shard ``shard-NNNNNN.tar`` is complete when its
 ``shard-NNNNNN.json`` exists; both are written under temporary names and renamed, so a killed
 run leaves no corrupt shard and a re-run redoes only unfinished shards.
@@ -116,6 +118,8 @@ def face_files(raw: RawSample, options: PrepareOptions) -> tuple[dict[str, bytes
             "face.jpg": _jpeg(face.crop, options.jpeg_quality),
             "desc.npy": _npy(face.descriptor.astype(np.float32)),
             "lm68.npy": _npy(face.landmarks68.astype(np.float32)),
+            "portrait.jpg": _jpeg(face.portrait, options.jpeg_quality),
+            "portrait_lm68.npy": _npy(face.portrait_landmarks68.astype(np.float32)),
         }
         meta = {"face_box": list(face.face.box), "face_frame": index, "image_size": list(image.shape[1::-1])}
         return files, meta

@@ -172,14 +172,18 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
     recon_dir.mkdir(parents=True, exist_ok=True)
     upper_dir.mkdir(parents=True, exist_ok=True)
-    for row in tqdm(rows, desc="reconstruct", unit="clip", disable=not progress):
-        clip = find_audio(data, row["stem"])
+    with_audio = [(row["stem"], find_audio(data, row["stem"])) for row in rows]
+    with_audio = [(stem, clip) for stem, clip in with_audio if clip is not None]
+    bar = tqdm(total=len(with_audio), desc="reconstruct", unit="clip", disable=not progress)
+    for start in range(0, len(with_audio), 32):  # batched: embedding and drawing run on every core
+        batch = with_audio[start:start + 32]
+        for (stem, _), result in zip(batch, s2f.reconstruct_each([clip for _, clip in batch])):
+            if not isinstance(result, InputError):  # else no image: listed as a missing reconstruction
+                Image.fromarray(result.image).save(recon_dir / f"{stem}.png")
+        bar.update(len(batch))
+    bar.close()
+    for row in tqdm(rows, desc="decode true faces", unit="face", disable=not progress):
         true = find_image(data / "faces", row["stem"])
-        if clip is not None:
-            try:
-                Image.fromarray(s2f.reconstruct(clip).image).save(recon_dir / f"{row['stem']}.png")
-            except InputError:
-                pass  # no image: listed as a missing reconstruction
         if true is not None:
             try:
                 Image.fromarray(s2f.renderer.normalize(true)[0]).save(upper_dir / f"{row['stem']}.png")
@@ -200,6 +204,8 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
     rows = read_pairs(data)
     if split is not None:  # the identity-disjoint splits the models were trained with
         rows = [r for r in rows if tuning_split_of(r["identity"]) == split]
+    if limit is not None and model is None and images is not None and Path(images).is_dir():
+        rows = [r for r in rows if find_image(Path(images), r["stem"])]  # sample among the images given
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
         rows = [rows[i] for i in keep]

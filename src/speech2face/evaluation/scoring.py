@@ -21,7 +21,7 @@ from .attributes import EthnicityClassifier, age_and_gender
 from .metrics import sharpness
 
 
-SCORER_VERSION = b"scorer-v1:"  # part of the cache key: change it when scoring changes
+SCORER_VERSION = b"scorer-v2:"  # part of the cache key: change it when scoring changes (v2: CNN detector fallback)
 
 
 @dataclass

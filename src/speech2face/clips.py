@@ -1,0 +1,64 @@
+"""From a decoded recording to the fixed-length clips the voice encoder reads, and a record of
+which seconds of the input they came from.
+
+The encoder was trained on 6 s segments of talking (shorter speech looped, as Oh et al. do).
+A recording of up to 6 s is used whole, as before. A longer one is cut into 6 s windows; the
+windows in which the VAD hears speech at least half of the time are kept (or, where none is, the
+one with the most speech). Several windows are averaged by the pipeline only where they sound
+like one voice. Too little speech anywhere is an error, not a face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audio, vad
+from .errors import AudioError
+
+MIN_SPEECH_SECONDS = 1.0  # s of speech the VAD must find
+MIN_WINDOW_SPEECH_SHARE = 0.5  # a window of a long recording is used if speech fills this share of it
+
+
+@dataclass
+class SpeechClips:
+    """The clips cut from one input, and what was heard in it."""
+
+    clips: list[np.ndarray]  # each (clip_samples,) float32, 16 kHz
+    spans: list[tuple[float, float]]  # (start s, end s) of the input each clip covers
+    input_seconds: float
+    speech_seconds: float  # VAD speech in the whole input
+    notes: list[str] = field(default_factory=list)
+
+
+def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECONDS) -> SpeechClips:
+    """A decoded mono wave at ``rate`` → the clips to encode. AudioError when it is too short,
+    silent, or holds too little speech."""
+    wave = audio.resample(np.asarray(wave, dtype=np.float32), rate)
+    audio.check_speech(wave)
+    segments = vad.speech_segments(wave)
+    found = vad.speech_seconds(segments)
+    if found < MIN_SPEECH_SECONDS:
+        what = "no speech found" if found == 0 else f"too little speech: {found:.1f} s found"
+        raise AudioError(f"{what} (at least {MIN_SPEECH_SECONDS:.0f} s of someone talking is needed; "
+                         "noise, music, tones and silence are not used)")
+    total = wave.size / audio.SAMPLE_RATE
+    n = audio.clip_samples(seconds)
+    if wave.size <= n:  # the whole recording, looped up to the clip length
+        return SpeechClips([audio.fix_length(wave, n)], [(0.0, total)], total, found)
+    count = int(total // seconds)
+    first = (total - count * seconds) / 2  # windows tile the middle of the recording
+    starts = [first + k * seconds for k in range(count)]
+    speech = [vad.speech_seconds(segments, s, s + seconds) for s in starts]
+    keep = [k for k in range(count) if speech[k] >= MIN_WINDOW_SPEECH_SHARE * seconds]
+    keep = keep or [int(np.argmax(speech))]
+    clips = [wave[round(starts[k] * audio.SAMPLE_RATE):][:n] for k in keep]
+    clips = [audio.fix_length(c, n) for c in clips]
+    return SpeechClips(clips, [(starts[k], starts[k] + seconds) for k in keep], total, found)
+
+
+def describe_spans(spans: list[tuple[float, float]]) -> str:
+    """[(0, 6), (12, 18)] → '0.0–6.0 s, 12.0–18.0 s'."""
+    return ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in spans)
+
