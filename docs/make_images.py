@@ -1,42 +1,78 @@
-"""Rebuild the README's images from evaluation reports (model outputs only; no true faces).
+"""Rebuild the README's images (model outputs only; the true faces stay in ../shared).
 
-    python docs/make_images.py reports/dev reports/face_decoder
+    python docs/make_images.py reports/dev --previous-decoder OLD.safetensors [--previous-voice OLD.safetensors]
 
-``reports/dev/reconstructions`` (from ``speech2face evaluate``) gives 24 dev voices' drawn faces,
-a fixed random sample; ``reports/face_decoder/grid.png`` (from ``speech2face.evaluation.decoder``)
-gives the decoded half of its original | decoded pairs.
+* ``portraits_dev.png``: 8 dev speakers, a fixed random sample: each speaker's true face
+  descriptor drawn by the previous decoder and by this one, then the voice drawn by both
+  (previous voice encoder + previous decoder; shipped encoder + shipped decoder).
+* ``dev_voice_reconstructions.png``: 24 dev voices drawn by the shipped model, from
+  ``reports/dev/reconstructions`` (``speech2face evaluate ... --split dev --out reports/dev``).
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
 import random
-import sys
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw
 
 TILE = 112
 OUT = Path(__file__).parent / "images"
+PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "s2f-pairs"
 
 
-def sheet(tiles: list[Image.Image], cols: int) -> Image.Image:
+def sheet(tiles: list[np.ndarray], cols: int, labels: list[str] | None = None, label_width: int = 0) -> Image.Image:
     rows = (len(tiles) + cols - 1) // cols
-    canvas = Image.new("RGB", (cols * TILE, rows * TILE), "white")
+    canvas = Image.new("RGB", (label_width + cols * TILE, rows * TILE), "white")
+    draw = ImageDraw.Draw(canvas)
     for n, tile in enumerate(tiles):
-        canvas.paste(tile.resize((TILE, TILE), Image.Resampling.LANCZOS), ((n % cols) * TILE, (n // cols) * TILE))
+        image = Image.fromarray(tile).resize((TILE, TILE), Image.Resampling.LANCZOS)
+        canvas.paste(image, (label_width + (n % cols) * TILE, (n // cols) * TILE))
+    for r, label in enumerate(labels or []):
+        for i, line in enumerate(label.split("\n")):
+            draw.text((4, r * TILE + TILE // 2 - 12 + 12 * i), line, fill="black")
     return canvas
 
 
-def main(dev_report: Path, decoder_report: Path) -> None:
-    drawn = sorted((dev_report / "reconstructions").glob("*.png"))
+def dev_speakers(count: int = 8) -> list[Path]:
+    """A fixed random sample of dev clips with a face dlib finds, one per speaker."""
+    from speech2face.data.splits import tuning_split_of
+
+    with open(PAIRS / "pairs.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if tuning_split_of(r["identity"]) == "dev"]
+    first = {}
+    for r in rows:
+        first.setdefault(r["identity"], r["stem"])
+    return sorted(random.Random(0).sample(sorted(first.values()), count))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dev_report", type=Path, help="speech2face evaluate ... --split dev --out DIR")
+    parser.add_argument("--previous-decoder", required=True, help="the previous release's face decoder weights")
+    parser.add_argument("--previous-voice", help="the previous release's voice encoder (default: the shipped one)")
+    args = parser.parse_args()
+    from speech2face import load_model
+    from speech2face.faces import FaceAnalyzer
+
+    ours = load_model(device="cpu")
+    before = load_model(args.previous_voice, args.previous_decoder, device="cpu")
+    analyzer = FaceAnalyzer()
+    stems = dev_speakers()
+    descriptors = np.stack([analyzer.descriptor(PAIRS / "faces" / f"{s}.jpg") for s in stems])
+    clips = [PAIRS / "audio" / f"{s}.opus" for s in stems]
+    rows = [before.renderer.decode(descriptors), ours.renderer.decode(descriptors),
+            [r.image for r in before.reconstruct_many(clips)], [r.image for r in ours.reconstruct_many(clips)]]
+    labels = ["previous decoder,\ntrue descriptor", "this decoder,\ntrue descriptor", "previous,\nfrom the voice",
+              "this release,\nfrom the voice"]
+    sheet([img for row in rows for img in row], len(stems), labels, label_width=120).save(OUT / "portraits_dev.png")
+    drawn = sorted((args.dev_report / "reconstructions").glob("*.png"))
     pick = sorted(random.Random(0).sample(drawn, 24))
-    sheet([Image.open(p).convert("RGB") for p in pick], 8).save(OUT / "dev_voice_reconstructions.png")
-    grid = Image.open(decoder_report / "grid.png").convert("RGB")  # 6 pairs per row: (2·112 + 6) px each
-    decoded = [grid.crop((x + TILE, y, x + 2 * TILE, y + TILE))
-               for y in range(0, grid.height - TILE + 1, TILE + 6)
-               for x in range(0, grid.width - 2 * TILE + 1, 2 * TILE + 6)]
-    sheet(decoded, 6).save(OUT / "face_decoder_dev_decoded.png")
+    sheet([np.asarray(Image.open(p).convert("RGB")) for p in pick], 8).save(OUT / "dev_voice_reconstructions.png")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main()

@@ -210,3 +210,21 @@ def test_weights_round_trip_and_checksum(tmp_path):
     with pytest.raises(WeightsError, match="checksum mismatch"):
         load_weights(path)
     assert len(digest) == 64
+
+
+def test_int8_rows_round_trip_within_a_grey_level(tmp_path):
+    """The texture map stored as int8 rows (quantize_rows) loads back as float32, and the decoder
+    draws within a few grey levels of the float one (half a level on average)."""
+    from speech2face.weights import INT8_SCALE, quantize_rows
+
+    model = tiny_decoder()
+    torch.nn.init.normal_(model.texture_head.weight, std=0.5)
+    path = tmp_path / "q.safetensors"
+    save_weights(path, quantize_rows(model.state_dict(), {"texture_head.weight"}), {"decoder": model.config.to_dict()})
+    tensors, _ = load_weights(path)
+    assert tensors["texture_head.weight"].dtype == torch.float32 and not any(k.endswith(INT8_SCALE) for k in tensors)
+    again = FaceDecoder(model.config)
+    again.load_state_dict(tensors)
+    desc = torch.randn(4, 16)
+    diff = (again(desc)["image"] - model(desc)["image"]).abs()
+    assert diff.mean().item() < 0.5 / 255 and diff.max().item() < 3 / 255

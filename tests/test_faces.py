@@ -104,3 +104,29 @@ def test_face_encoder_is_pluggable(shared_data):
     analyzer = faces.FaceAnalyzer(encoder=ConstantEncoder())
     aligned = analyzer.analyze(real_face(1))
     assert aligned.descriptor.shape == (4,) and aligned.descriptor[0] == aligned.face.area
+
+
+def test_cnn_detector_finds_the_face_hog_misses(shared_data):
+    """A real frame (a face turned well away) where dlib's HOG detector finds nothing even
+    upsampled: the CNN fallback finds it, and the whole chain (landmarks, crops, descriptor) runs."""
+    image = faces.load_image(PAIRS / "faces" / "03T-QpivDWI_055.480000-060.000000.jpg")
+    hog_only = faces.FaceAnalyzer(cnn_fallback=False)
+    assert hog_only.detect(image) == []
+    analyzer = faces.FaceAnalyzer()
+    found = analyzer.detect(image)
+    assert len(found) == 1
+    aligned = analyzer.analyze(image)
+    assert aligned.crop.shape == (faces.FACE_SIZE, faces.FACE_SIZE, 3) and aligned.descriptor.shape == (128,)
+
+
+def test_portrait_frame_holds_the_face_crop_zoomed_out(shared_data, face_analyzer):
+    aligned = face_analyzer.analyze(real_face(3))
+    assert aligned.portrait.shape == aligned.crop.shape
+    crop_eyes = faces.anchor_points(aligned.landmarks68)
+    portrait_eyes = faces.anchor_points(aligned.portrait_landmarks68)
+    eye_gap = lambda a: np.linalg.norm(a[1] - a[0])
+    assert eye_gap(portrait_eyes) == pytest.approx(faces.PORTRAIT_ZOOM * eye_gap(crop_eyes), rel=0.02)
+    assert portrait_eyes[:2, 1].mean() == pytest.approx(faces.PORTRAIT_EYES_Y * faces.FACE_SIZE, abs=3)
+    left, top, right, bottom = (round(v * faces.FACE_SIZE) for v in faces.PORTRAIT_FACE_BOX)
+    inner = aligned.portrait_landmarks68[17:]  # brows, eyes, nose, mouth: inside the face box
+    assert ((inner[:, 0] > left) & (inner[:, 0] < right) & (inner[:, 1] > top - 10) & (inner[:, 1] < bottom)).all()

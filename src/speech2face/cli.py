@@ -32,13 +32,6 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_score_cache() -> Path:
-    """Where `evaluate` keeps image scores: $XDG_CACHE_HOME/speech2face (default ~/.cache/speech2face)."""
-    import os
-
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "speech2face" / "image_scores.jsonl"
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
@@ -54,7 +47,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{name}: R@1 {fmt(r['1'], 1)}  R@5 {fmt(r['5'], 1)}  R@10 {fmt(r['10'], 1)}  "
               f"gender {fmt(d['gender']['agreement'], 1, 100)} %  age r {fmt(d['age_correlation']['r'], 2)}  "
               f"sharpness {fmt(s['quality']['sharpness_median'], 1)}  "
-              f"face found {fmt(s['quality']['face_detected_share'], 0, 100)} %")
+              f"face found {fmt(s['quality']['face_detected_share'], 0, 100)} %  "
+              f"mouth closed {fmt(s['quality'].get('mouth_closed_share'), 0, 100)} %  "
+              f"plain background {fmt(s['quality'].get('plain_background_share'), 0, 100)} %")
     pool = next(iter(metrics["systems"].values()))["retrieval"]["pool_size"]
     if pool < args.pool:
         print(f"note: only {metrics['speakers_scored']} speakers were scored, so each retrieval pool holds {pool} "
@@ -123,7 +118,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         result = results.pop(src)
         if isinstance(result, InputError):
             raise result
-        if result.input_seconds > args.duration or result.notes:
+        if result.input_seconds > args.duration + 0.05 or result.notes:  # more than one clip: say which part
             print(f"{src}: used {result.used}" + "".join(f"; {n}" for n in result.notes), file=sys.stderr)
         return result.image
 
@@ -228,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "the pairs that have an image (default: all pairs)")
     p.add_argument("--split", choices=("dev", "val", "train"),
                    help="only the speakers of this identity split (dev: never trained or tuned on; default: all)")
+    from .files import default_score_cache
+
     p.add_argument("--cache", default=str(default_score_cache()),
                    help="file of image scores by content hash, reused across runs ($XDG_CACHE_HOME/speech2face/"
                         "image_scores.jsonl, ~/.cache when XDG_CACHE_HOME is unset)")

@@ -60,3 +60,10 @@ def check_writable(outputs: list[Path]) -> None:
                 pass
         except OSError as exc:
             raise InputError(f"{folder}: cannot write output there ({exc.strerror or exc})") from None
+
+
+def default_score_cache() -> Path:
+    """Where `evaluate` keeps image scores between runs: $XDG_CACHE_HOME/speech2face (default ~/.cache)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "speech2face" / "image_scores.jsonl"

@@ -22,7 +22,8 @@ from ..data import ShardDataset
 from ..data.splits import tuning_split_of
 from ..pipeline import load_decoder
 from .metrics import pearson, retrieval_recall
-from .protocol import descriptor_matrices
+from .protocol import canonical_shares, descriptor_matrices
+from ..files import default_score_cache
 from .scoring import ImageScorer
 
 GRID_FACES = 24
@@ -31,7 +32,8 @@ GRID_FACES = 24
 def split_faces(shards: list[str], split: str = "dev", limit: int | None = None) -> list[dict]:
     """Face samples of one split ('dev', or 'val' to tune on), one per identity first (then more of
     the same people)."""
-    samples = [s for s in ShardDataset(shards, fields=["face", "desc"]) if tuning_split_of(s["json"]["speaker"]) == split]
+    samples = [s for s in ShardDataset(shards, fields=["face", "portrait", "desc"])
+               if tuning_split_of(s["json"]["speaker"]) == split]
     seen, first, rest = set(), [], []
     for s in samples:
         (rest if s["json"]["speaker"] in seen else first).append(s)
@@ -69,6 +71,9 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
         "identities": len(set(ids)),
         "retrieval": retrieval,
         "gender_agreement": float(np.mean([dec_scores[i].gender == true_scores[i].gender for i in both])),
+        "ethnicity_agreement": float(np.mean([dec_scores[i].ethnicity == true_scores[i].ethnicity for i in both])),
+        **canonical_shares([dec_scores[i] for i in keep]),
+        "true_faces": canonical_shares([true_scores[i] for i in keep]),
         "age_correlation": pearson([true_scores[i].age for i in both], [dec_scores[i].age for i in both])["r"],
         "face_detected_share": float(valid.mean()),
         "sharpness_median_decoded": float(np.median([dec_scores[i].sharpness for i in keep])),
@@ -77,7 +82,8 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
                       for src in sorted({faces[i]["json"]["source"] for i in keep})},
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    save_grid([faces[i]["face"] for i in keep[:GRID_FACES]], [decoded[i] for i in keep[:GRID_FACES]], out / "grid.png")
+    frame = "portrait" if renderer.decoder.config.portrait and "portrait" in faces[0] else "face"
+    save_grid([faces[i][frame] for i in keep[:GRID_FACES]], [decoded[i] for i in keep[:GRID_FACES]], out / "grid.png")
     return metrics
 
 
@@ -100,7 +106,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="at most N faces")
     parser.add_argument("--split", default="dev", choices=("dev", "val"),
                         help="dev (report) or val (training identities held out to choose between models)")
-    parser.add_argument("--cache", default=str(Path("~/.cache/speech2face/image_scores.jsonl").expanduser()))
+    parser.add_argument("--cache", default=str(default_score_cache()), help="image scores by content hash")
     args = parser.parse_args()
     print(json.dumps(evaluate_decoder(args.shards, args.weights, Path(args.out), args.limit, Path(args.cache),
                                            split=args.split), indent=1))

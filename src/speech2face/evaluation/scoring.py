@@ -17,11 +17,13 @@ import numpy as np
 
 from ..errors import FaceError
 from ..faces import FaceAnalyzer, choose_face, load_image
+from . import canonical
 from .attributes import EthnicityClassifier, age_and_gender
 from .metrics import sharpness
 
 
-SCORER_VERSION = b"scorer-v2:"  # part of the cache key: change it when scoring changes (v2: CNN detector fallback)
+SCORER_VERSION = b"scorer-v2:"  # part of the cache key: change it when scoring changes (v2: CNN detector
+# fallback; mouth and background measures)
 
 
 @dataclass
@@ -35,6 +37,19 @@ class ImageScore:
     age: Optional[float] = None  # years
     ethnicity: Optional[str] = None
     error: Optional[str] = None
+    mouth_gap: Optional[float] = None  # inner-lip gap / mouth width (evaluation.canonical)
+    background_level: Optional[float] = None  # mean grey level of the top band and upper sides
+    background_sd: Optional[float] = None  # their spread
+
+    @property
+    def mouth_closed(self) -> Optional[bool]:
+        return None if self.mouth_gap is None else self.mouth_gap < canonical.MOUTH_CLOSED_BELOW
+
+    @property
+    def plain_background(self) -> Optional[bool]:
+        if self.background_level is None:
+            return None
+        return self.background_level >= canonical.BACKGROUND_MIN_LEVEL and self.background_sd <= canonical.BACKGROUND_MAX_SD
 
     @property
     def desc(self) -> np.ndarray:
@@ -86,16 +101,20 @@ class ImageScorer:
         except FaceError as exc:
             return ImageScore(readable=False, detected=False, error=str(exc))
         sharp = sharpness(image)
+        background = canonical.background_stats(image)
+        frame = {"sharpness": sharp, "background_level": round(background["level"], 2),
+                 "background_sd": round(background["sd"], 2)}
         faces = self.analyzer.detect(image)
         if not faces:
-            return ImageScore(readable=True, detected=False, sharpness=sharp, error="no face detected")
+            return ImageScore(readable=True, detected=False, error="no face detected", **frame)
         face = faces[choose_face(faces)]
         descriptor = self.analyzer.encoder.encode(image, face)
         gender, age = age_and_gender(image, face.box)
         return ImageScore(
             readable=True,
             detected=True,
-            sharpness=sharp,
+            **frame,
+            mouth_gap=round(canonical.inner_lip_gap(face.landmarks68), 4),
             descriptor=descriptor.round(6).tolist(),
             landmarks68=face.landmarks68.tolist(),
             gender=gender,

@@ -30,6 +30,11 @@ class FaceDecoderConfig:
     descriptor_dim: int = 128  # input: dlib face descriptor
     size: int = 128  # px, side of the output image (canonical frame scaled from the 224 crop)
     refiner: tuple[int, ...] = ()  # channels of the detail refiner per scale; () for none
+    portrait: bool = False  # draws the zoomed-out portrait frame (whole head), not the face crop
+    alpha: bool = False  # the texture carries a 4th channel, the head's silhouette, composited over background
+    background: tuple[int, int, int] = (236, 236, 236)  # plain light background behind the silhouette
+    alpha_softness: float = 0.04  # width of the silhouette's edge, in units of the alpha channel
+    refiner_unshuffle: int = 1  # the refiner works at 1/k of the size on k×k pixel blocks (k = 2 at 224 px)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,19 +42,26 @@ class FaceDecoderConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "FaceDecoderConfig":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**{**known, "refiner": tuple(known.get("refiner", ()))})
+        tuples = {k: tuple(known[k]) for k in ("refiner", "background") if k in known}
+        return cls(**{**known, **tuples})
+
+    @property
+    def channels(self) -> int:
+        """Channels of the shape-free texture: RGB, plus the silhouette with ``alpha``."""
+        return 4 if self.alpha else 3
 
 
 class Refiner(nn.Module):
     """Image → image + detail: a small U-Net whose output is added to its input.
 
-    (B, 3, S, S) → (B, 3, S, S). S must be divisible by 2^(len(channels) - 1). The detail is
+    (B, 3, S, S) → (B, 3, S, S). S must be divisible by k·2^(len(channels) - 1). The detail is
     one luminance channel added to R, G and B alike: sharpness is structure in brightness, and
     leaving colour to the linear decoder keeps the refiner from shifting skin tones."""
 
-    def __init__(self, channels: tuple[int, ...]) -> None:
+    def __init__(self, channels: tuple[int, ...], unshuffle: int = 1) -> None:
         super().__init__()
-        self.inp = nn.Sequential(nn.Conv2d(3, channels[0], 3, padding=1), nn.LeakyReLU(0.2))
+        self.k = unshuffle  # k×k pixel blocks become channels: a 224 px face costs what a 112 px one does
+        self.inp = nn.Sequential(nn.Conv2d(3 * self.k ** 2, channels[0], 3, padding=1), nn.LeakyReLU(0.2))
         self.down = nn.ModuleList(
             nn.Sequential(nn.Conv2d(a, b, 4, stride=2, padding=1), nn.GroupNorm(8, b), nn.LeakyReLU(0.2),
                           nn.Conv2d(b, b, 3, padding=1), nn.GroupNorm(8, b), nn.LeakyReLU(0.2))
@@ -59,19 +71,19 @@ class Refiner(nn.Module):
                           nn.GroupNorm(8, a), nn.LeakyReLU(0.2))
             for a, b in zip(channels[:-1], channels[1:]))
         self.merge = nn.ModuleList(nn.Conv2d(2 * a, a, 3, padding=1) for a in channels[:-1])
-        self.out = nn.Conv2d(channels[0], 1, 3, padding=1)
+        self.out = nn.Conv2d(channels[0], self.k ** 2, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # starts as the identity: detail is learned, never required
         nn.init.zeros_(self.out.bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.inp(image * 2 - 1)
+        x = self.inp(nn.functional.pixel_unshuffle(image * 2 - 1, self.k))
         skips = []
         for down in self.down:
             skips.append(x)
             x = down(x)
         for up, merge, skip in zip(reversed(self.up), reversed(self.merge), reversed(skips)):
             x = torch.nn.functional.leaky_relu(merge(torch.cat([up(x), skip], 1)), 0.2)
-        return image + 0.5 * torch.tanh(self.out(x))  # (B, 1, S, S) broadcast over RGB
+        return image + 0.5 * torch.tanh(nn.functional.pixel_shuffle(self.out(x), self.k))  # (B, 1, S, S) over RGB
 
 
 class FaceDecoder(nn.Module):
@@ -88,8 +100,8 @@ class FaceDecoder(nn.Module):
         self.register_buffer("max_radius", torch.tensor(float("inf")))
         self.register_buffer("mean_landmarks", torch.zeros(N_LANDMARKS, 2))  # mean shape, output px: (68, 2)
         self.landmarks_head = nn.Linear(d, N_LANDMARKS * 2)  # centred descriptor → landmarks (px)
-        self.texture_head = nn.Linear(d, 3 * s * s)  # centred descriptor → shape-free texture in [0, 1]
-        self.refiner = Refiner(config.refiner) if config.refiner else None
+        self.texture_head = nn.Linear(d, config.channels * s * s)  # centred descriptor → shape-free texture in [0, 1]
+        self.refiner = Refiner(config.refiner, config.refiner_unshuffle) if config.refiner else None
 
     def centred(self, desc: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, D): unit length (dlib descriptors have norm ≈ 1), minus the training mean,
@@ -111,19 +123,30 @@ class FaceDecoder(nn.Module):
         keeps the loss cheap for a batch of predictions while weighing errors as the decoder does."""
         x = self.centred(desc)
         lm = nn.functional.linear(x, self.landmarks_head.weight) / self.config.size
-        s, d = self.config.size, self.config.descriptor_dim
-        rows = nn.functional.avg_pool2d(self.texture_head.weight.T.reshape(d, 3, s, s), pool).reshape(d, -1)
+        s, d, c = self.config.size, self.config.descriptor_dim, self.config.channels
+        rows = nn.functional.avg_pool2d(self.texture_head.weight.T.reshape(d, c, s, s), pool).reshape(d, -1)
         return torch.cat([lm, x @ rows], dim=1)
 
     def base(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The linear decoder: desc (B, D) → image, texture (B, 3, S, S), landmarks (B, 68, 2)."""
+        """The linear decoder: desc (B, D) → image (B, 3, S, S), texture (B, C, S, S), landmarks
+        (B, 68, 2); with ``alpha`` also the silhouette (B, 1, S, S) the image was composited with."""
         x = self.centred(desc)
         s = self.config.size
         landmarks = self.landmarks_head(x).view(-1, N_LANDMARKS, 2)
-        texture = self.texture_head(x).view(-1, 3, s, s)
+        texture = self.texture_head(x).view(-1, self.config.channels, s, s)
         mean = self.mean_landmarks.expand(x.shape[0], -1, -1)
-        image = tps_warp(texture, mean, landmarks)
-        return {"image": image, "texture": texture, "landmarks": landmarks}
+        warped = tps_warp(texture, mean, landmarks)
+        out = {"image": warped[:, :3], "texture": texture, "landmarks": landmarks}
+        if self.config.alpha:
+            out["alpha"] = self.silhouette(warped[:, 3:])
+            background = torch.tensor(self.config.background, dtype=warped.dtype, device=warped.device) / 255
+            out["image"] = warped[:, :3] * out["alpha"] + background.view(1, 3, 1, 1) * (1 - out["alpha"])
+        return out
+
+    def silhouette(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The linear alpha channel (an average of head masks, soft where heads differ) → a crisp
+        silhouette: one head drawn, not a fog of the heads it could be."""
+        return torch.sigmoid((alpha - 0.5) / self.config.alpha_softness)
 
     def forward(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
         """desc (B, D) → image (B, 3, S, S) in [0, 1], base (before refining), texture, landmarks (B, 68, 2)."""
@@ -131,8 +154,21 @@ class FaceDecoder(nn.Module):
         out["base"] = out["image"]
         if self.refiner is not None:
             out["image"] = self.refine(out["base"].clamp(0, 1))
+            if self.config.alpha:  # detail belongs to the head: the background stays plain
+                where = self.detail_area(out["alpha"])
+                out["image"] = out["base"] + where * (out["image"] - out["base"])
         out["image"] = out["image"].clamp(0, 1)
         return out
+
+    def detail_area(self, alpha: torch.Tensor, margin: int = 2, border: int = 8) -> torch.Tensor:
+        """Where the refiner's detail is kept: the silhouette widened by ``margin`` px (hair edges),
+        faded out over ``border`` px at the frame's edge, where a refiner trained on windows of
+        photos has seen too little of an edge to know what to do there. (B, 1, S, S) in [0, 1]."""
+        widened = nn.functional.max_pool2d(alpha, 2 * margin + 1, 1, margin)
+        s = alpha.shape[-1]
+        ramp = ((torch.arange(s, dtype=alpha.dtype, device=alpha.device) + 0.5) / border).clamp(max=1)
+        ramp = torch.minimum(ramp, ramp.flip(0))  # (S,): 0 at the edges, 1 inside
+        return widened * ramp[:, None] * ramp[None, :]
 
     def refine(self, image: torch.Tensor, chunk: int = 8) -> torch.Tensor:
         """The refiner on (B, 3, S, S). For inference it runs on chunks of 8 images in channels-last

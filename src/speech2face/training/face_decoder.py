@@ -1,17 +1,25 @@
-"""Train the face decoder (descriptor → canonical face) on face shards.
+"""Train the face decoder (descriptor → canonical portrait) on face shards.
 
     python -m speech2face.training.face_decoder shards/pairs shards/faces_extra shards/utkface \
-        --out runs/face_decoder --export src/speech2face/assets/face_decoder.safetensors
+        --out runs/face_decoder --refiner-minutes 15 --export src/speech2face/assets/face_decoder.safetensors
 
-Stage 1 fits the decoder's two linear maps (landmarks, shape-free texture) in closed form by
-ridge regression on every training face (2–3 minutes on 2 cores). Where a tight crop (UTKFace) does
-not show part of the canonical frame, those pixels are unknown and are filled by the model's own
-prediction, refitting a few times (EM for missing values), so no face teaches the decoder a
-flat colour where its hair should be. With ``--refiner-minutes N``, stage 2 trains the detail
-refiner to restore real faces from blurred copies (``train_refiner``), checkpointed and resumable:
-re-run the same command after a kill. Identities are split by ``speech2face.data.splits``: dev
-faces are never fitted on, and the refiner also leaves the 'val' identities out, so the choice to
-ship it is made on faces it never saw.
+The decoder draws the portrait frame at 224 px: the whole head on a plain light background,
+mouth closed. Its targets are the portrait crops of the shards with the head cut out by GrabCut
+(``speech2face.training.heads``; cached in the run folder), and landmarks whose lips are put
+together (``close_mouths``).
+
+Stage 1 fits the decoder's two linear maps (landmarks; shape-free texture = colour + the head's
+silhouette as a 4th channel) in closed form by ridge regression on every non-dev face. Colour is
+learned inside heads only and the silhouette wherever photographed; where a tight crop (UTKFace)
+does not show part of the frame, those pixels are unknown and are filled by the model's own
+prediction, refitting a few times (EM for missing values), so no face teaches the decoder a flat
+colour where its hair should be. At drawing time the averaged silhouette is made crisp, so one
+head is drawn on the background rather than a fog of the heads a descriptor could belong to.
+With ``--refiner-minutes N``, stage 2 trains the detail refiner to restore real portraits from
+blurred copies (``train_refiner``), checkpointed and resumable: re-run the same command after a
+kill. Identities are split by ``speech2face.data.splits``: dev faces are never fitted on, and the
+refiner also leaves the 'val' identities out, so the choice to ship it is made on faces it never
+saw. ``--face-crop`` trains the earlier decoder (face crop inside a head ellipse, 128 px).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ from ..data.splits import tuning_split_of
 from ..faces import FACE_SIZE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.warp import tps_warp
-from ..weights import save_weights
+from ..runtime import available_cpus
+from ..weights import quantize_rows, save_weights
+from .heads import plausible_region
 from .runs import Run
 
 
@@ -44,23 +54,33 @@ class FaceDecoderTrainConfig:
     em_iterations: int = 4  # stage 1: refits that fill unknown pixels with the model's prediction
     refiner_minutes: float = 0.0  # wall-clock budget of stage 2 (CPU); 0 = no refiner
     refiner_lr: float = 5e-4
+    refiner_patch: int = 96  # px windows the refiner trains on (0: whole images)
     blur_sigma: tuple[float, float] = (0.6, 1.8)  # px at the decoder's size: the blur the refiner learns to undo
     background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
     checkpoint_every: int = 100  # steps
     limit: int | None = None  # faces, for a quick try
-    decoder: dict = field(default_factory=lambda: FaceDecoderConfig().to_dict())
+    decoder: dict = field(default_factory=lambda: FaceDecoderConfig(size=224, portrait=True, alpha=True,
+                                                                    refiner_unshuffle=2).to_dict())
     refiner_channels: tuple[int, ...] = (16, 32, 64, 128)
+    close_mouths: bool = True  # landmark targets and the mean shape with the lips together (neutral mouth)
+    mouth_gap: float = 0.02  # inner-lip gap left by close_mouths, as a share of mouth width (keeps the warp regular)
+    workers: int = 0  # processes for head masks (0: the CPUs available)
 
 
-def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
-    """Every face sample → uint8 images (N, 3, S, S), landmarks (N, 68, 2) in S px, descriptors (N, D), speakers."""
+def load_faces(shards: list[str], size: int, limit: int | None = None, portrait: bool = False) -> dict:
+    """Every face sample → uint8 images (N, 3, S, S), landmarks (N, 68, 2) in S px, descriptors (N, D), speakers.
+    ``portrait``: the zoomed-out portrait crops (whole heads) instead of the face crops."""
     from PIL import Image
 
+    image_field, landmark_field = ("portrait", "portrait_lm68") if portrait else ("face", "lm68")
     images, landmarks, descs, speakers = [], [], [], []
-    for sample in ShardDataset(shards, fields=["face", "lm68", "desc"]):
-        face = Image.fromarray(sample["face"]).resize((size, size), Image.Resampling.LANCZOS)
+    for sample in ShardDataset(shards, fields=[image_field, landmark_field, "desc"]):
+        if image_field not in sample:
+            raise SystemExit(f"{sample['__key__']}: these shards have no {image_field}.jpg; prepare them again "
+                             "with this version (speech2face prepare)")
+        face = Image.fromarray(sample[image_field]).resize((size, size), Image.Resampling.LANCZOS)
         images.append(np.asarray(face).transpose(2, 0, 1))
-        landmarks.append(sample["lm68"] * (size / FACE_SIZE))
+        landmarks.append(sample[landmark_field] * (size / FACE_SIZE))
         descs.append(sample["desc"])
         speakers.append(sample["json"]["speaker"])
         if limit and len(images) >= limit:
@@ -90,6 +110,19 @@ def face_mask(landmarks: torch.Tensor, size: int, feather: float = 0.08) -> torc
     return torch.sigmoid((1 - r) / feather)[:, None]
 
 
+def border_connected(flat: torch.Tensor) -> torch.Tensor:
+    """(N, S, S) bool → the flat pixels connected to the image border (8-neighbourhood): the fill
+    grows in from the border through flat pixels only, so skin of the fill's colour stays."""
+    import cv2
+
+    out = torch.zeros_like(flat)
+    for i, mask in enumerate(flat.numpy().astype(np.uint8)):
+        _, labels = cv2.connectedComponents(mask, connectivity=8)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        out[i] = torch.from_numpy(np.isin(labels, edge[edge != 0]))
+    return out
+
+
 def photographed_area(images: torch.Tensor) -> torch.Tensor:
     """Where the aligned crop shows the photo, not the flat fill that alignment adds outside it:
     (N, 3, S, S) uint8 → (N, 1, S, S) soft mask, feathered. The fill is the exact colour shared by ≥ 2 corners."""
@@ -100,16 +133,7 @@ def photographed_area(images: torch.Tensor) -> torch.Tensor:
     fill = corners[torch.arange(len(x)), votes.argmax(1)]  # (N, 3)
     has_fill = votes.amax(1) >= 2
     flat = ((x - fill[:, :, None, None]).abs().amax(1, keepdim=True) < 2.5) & has_fill[:, None, None, None]
-    flat = flat.float()  # (N, 1, S, S)
-    border = torch.zeros_like(flat)
-    border[..., 0, :] = border[..., -1, :] = border[..., :, 0] = border[..., :, -1] = 1
-    filled = flat * border  # grow from the border through flat pixels only: skin of the fill's colour stays
-    for _ in range(x.shape[-1]):
-        grown = F.max_pool2d(filled, 3, 1, 1) * flat
-        if torch.equal(grown, filled):
-            break
-        filled = grown
-    valid = 1 - filled
+    valid = 1 - border_connected(flat[:, 0])[:, None].float()  # (N, 1, S, S)
     # erode (drop the resampled seam), then feather inwards over 2r px: where a crop ends, the fit
     # on faces that show a pixel meets the fit that also has the cropped ones, and their difference
     # has to fade in rather than draw a line across the forehead
@@ -134,6 +158,86 @@ def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple
         targets.append((chunk.float() * head + bg * (1 - head)).round().byte())
         known.append(((1 - head * (1 - photo)) * 255).round().byte())
     return torch.cat(targets), torch.cat(known)
+
+
+UPPER_INNER_LIP, LOWER_INNER_LIP, LOWER_OUTER_LIP = [61, 62, 63], [67, 66, 65], [55, 56, 57, 58, 59]
+CHIN = {6: 0.25, 7: 0.4, 8: 0.5, 9: 0.4, 10: 0.25}  # jaw points and how much of the lips' closing they follow
+
+
+def close_mouths(landmarks: torch.Tensor, gap: float) -> torch.Tensor:
+    """(N, 68, 2) landmarks of talking faces → the same faces with the mouth closed: the lower lip
+    moves up until the inner lips are ``gap`` × mouth width apart, the chin follows part of the
+    way (a jaw drops less than the lips part). The landmark map learns closed mouths, and textures
+    warped onto a closed mean shape squeeze teeth and open mouths into the line between the lips."""
+    lm = landmarks.clone()
+    upper, lower = lm[:, UPPER_INNER_LIP, 1], lm[:, LOWER_INNER_LIP, 1]  # (N, 3) y, down is +
+    width = (lm[:, 54] - lm[:, 48]).norm(dim=1, keepdim=True)  # (N, 1)
+    shift = ((upper + gap * width) - lower).clamp(max=0)  # (N, 3) ≤ 0: up, each inner point onto its partner
+    lm[:, LOWER_INNER_LIP, 1] += shift
+    mean_shift = shift.mean(dim=1)  # (N,)
+    lm[:, LOWER_OUTER_LIP, 1] += mean_shift[:, None]
+    for point, share in CHIN.items():
+        lm[:, point, 1] += share * mean_shift
+    return lm
+
+
+def _head_mask_job(args) -> np.ndarray:
+    from .heads import head_mask
+
+    image, landmarks, photographed = args
+    return head_mask(image, landmarks, photographed)
+
+
+def head_masks(images: torch.Tensor, landmarks: torch.Tensor, photographed: torch.Tensor, workers: int,
+               work_size: int = 128) -> torch.Tensor:
+    """GrabCut head masks (``speech2face.training.heads``) of every face: uint8 images (N, 3, S, S),
+    landmarks (N, 68, 2) px, photographed (N, 1, S, S) uint8 (soft, 255 = photographed) →
+    (N, 1, S, S) uint8 in {0, 255}.
+    Cut at ``work_size`` px (GrabCut's cost grows with the pixels; the silhouette does not need
+    more) on ``workers`` processes, then scaled back to S."""
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    size = images.shape[-1]
+    small = F.interpolate(images.float(), size=(work_size, work_size), mode="area").round().byte()
+    seen = F.interpolate(photographed.float() / 255, size=(work_size, work_size), mode="area") > 0.5
+    scale = work_size / size
+    jobs = ((small[i].permute(1, 2, 0).numpy(), (landmarks[i] * scale).numpy(), seen[i, 0].numpy())
+            for i in range(len(images)))
+    with mp.get_context("spawn").Pool(workers) as pool:
+        masks = list(tqdm(pool.imap(_head_mask_job, jobs, chunksize=16), total=len(images), desc="head masks",
+                          unit="face", mininterval=10))
+    masks = torch.from_numpy(np.stack(masks))[:, None]  # (N, 1, w, w)
+    return (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False) > 0.5).byte() * 255
+
+
+def head_targets(images: torch.Tensor, heads: torch.Tensor, photographed: torch.Tensor, region: torch.Tensor,
+                 color: tuple[int, int, int], batch: int = 512) -> dict[str, torch.Tensor]:
+    """What the decoder learns from portraits with head masks (uint8, S px; ``region`` bool: where a
+    head can be, ``training.heads.plausible_region``):
+
+    * ``targets`` (N, 3): the head on the plain background — what the refiner restores;
+    * ``known`` (N, 1): where that is known (the photographed area);
+    * ``textures`` (N, 4): the photo's colours and the head mask as the 4th channel;
+    * ``known_textures`` (N, 4): colours are known inside the head only (so hair is not averaged
+      with background: the silhouette decides where the head ends), the mask wherever photographed
+      and wherever no head can be (there it is known to be 0, photographed or not).
+    """
+    out = {k: [] for k in ("targets", "known", "textures", "known_textures")}
+    bg = torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1)
+    for i in range(0, len(images), batch):
+        x, head = images[i:i + batch].float(), heads[i:i + batch].float() / 255
+        seen = photographed[i:i + batch].float() / 255
+        nowhere = (~region[i:i + batch]).float()
+        soft = F.avg_pool2d(head, 3, 1, 1, count_include_pad=False)  # a 1 px anti-aliased edge
+        inner = -F.max_pool2d(-head, 5, 1, 2)  # eroded 2 px: edge pixels mix head and background
+        out["targets"].append((x * soft + bg * (1 - soft)).round().byte())
+        out["known"].append((seen * 255).round().byte())
+        out["textures"].append(torch.cat([x, head * 255], 1).round().byte())
+        mask_known = torch.maximum(seen, nowhere)
+        out["known_textures"].append(torch.cat([(seen * inner * 255).expand(-1, 3, -1, -1), mask_known * 255], 1).round().byte())
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 def shape_free_textures(images: torch.Tensor, landmarks: torch.Tensor, mean: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -212,18 +316,34 @@ def fit_linear(model: FaceDecoder, desc: torch.Tensor, landmarks: torch.Tensor, 
     model.texture_head.bias.copy_(tex_bias)
 
 
-def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, size: int) -> dict:
-    """Faces at the decoder's size (cached in the run folder) with their canonical targets."""
+def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoderConfig) -> dict:
+    """Faces at the decoder's size (cached in the run folder) with their canonical targets: for a
+    portrait decoder with a silhouette, heads cut out by GrabCut (also cached); otherwise the
+    head ellipse of the earlier decoders."""
     cache = run.folder / "faces.pt"
     if cache.is_file():
         data = torch.load(cache, weights_only=False)
     else:
         t = time.time()
-        data = load_faces(cfg.shards, size, cfg.limit)
+        data = load_faces(cfg.shards, dcfg.size, cfg.limit, portrait=dcfg.portrait)
         torch.save(data, cache)
         print(f"loaded {len(data['speakers'])} faces in {time.time() - t:.0f} s", flush=True)
-    data["targets"], data["known"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
     data["tuning"] = [tuning_split_of(s) for s in data["speakers"]]
+    if not dcfg.alpha:
+        data["targets"], data["known"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
+        return data
+    photographed = torch.cat([(photographed_area(data["images"][i:i + 256]) * 255).round().byte()
+                              for i in range(0, len(data["images"]), 256)])  # (N, 1, S, S) uint8: 11 k faces fit in memory
+    heads_cache = run.folder / "heads.pt"
+    if heads_cache.is_file():
+        heads = torch.load(heads_cache, weights_only=False)
+    else:
+        t = time.time()
+        heads = head_masks(data["images"], data["landmarks"], photographed, cfg.workers or available_cpus())
+        torch.save(heads, heads_cache)
+        print(f"cut {len(heads)} heads out in {time.time() - t:.0f} s", flush=True)
+    region = plausible_region(data["landmarks"], dcfg.size)  # (N, 1, S, S) bool
+    data.update(head_targets(data.pop("images"), heads * region, photographed, region, tuple(dcfg.background)))
     return data
 
 
@@ -232,17 +352,22 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     np.random.seed(cfg.seed)
     run = Run(Path(cfg.out), asdict(cfg))
     dcfg = FaceDecoderConfig.from_dict({**cfg.decoder, "refiner": cfg.refiner_channels if cfg.refiner_minutes > 0 else ()})
-    data = load_training_faces(run, cfg, dcfg.size)
+    data = load_training_faces(run, cfg, dcfg)
     split = np.array(data["tuning"])
     fit_idx = np.flatnonzero(split != "dev")  # the linear maps see every non-dev face
-    mean = data["landmarks"][fit_idx].mean(0)  # (68, 2)
+    drawn = close_mouths(data["landmarks"], cfg.mouth_gap) if cfg.close_mouths else data["landmarks"]
+    mean = drawn[fit_idx].mean(0)  # (68, 2)
     model = FaceDecoder(dcfg)
     model.mean_landmarks.copy_(mean)
     t = time.time()
-    textures = shape_free_textures(data["targets"], data["landmarks"], mean)
-    known_textures = shape_free_textures(data["known"].expand(-1, 3, -1, -1), data["landmarks"], mean)
-    fit_linear(model, data["desc"][fit_idx], data["landmarks"][fit_idx], textures[fit_idx], known_textures[fit_idx],
-               cfg.ridge, cfg.em_iterations)
+    fit_lm = data["landmarks"][fit_idx]
+    if dcfg.alpha:  # each photo warped from its own landmarks onto the (closed-mouth) mean shape
+        textures = shape_free_textures(data.pop("textures")[fit_idx], fit_lm, mean)
+        known_textures = shape_free_textures(data.pop("known_textures")[fit_idx], fit_lm, mean)
+    else:
+        textures = shape_free_textures(data["targets"][fit_idx], fit_lm, mean)
+        known_textures = shape_free_textures(data["known"][fit_idx].expand(-1, 3, -1, -1), fit_lm, mean)
+    fit_linear(model, data["desc"][fit_idx], drawn[fit_idx], textures, known_textures, cfg.ridge, cfg.em_iterations)
     del textures, known_textures
     result = {"fit_faces": len(fit_idx), "dev_faces": int((split == "dev").sum()), "fit_seconds": time.time() - t}
     print(f"linear maps fitted on {len(fit_idx)} faces in {result['fit_seconds']:.0f} s", flush=True)
@@ -252,10 +377,12 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     if export is not None:
         config = {"model": "FaceDecoder", "decoder": dcfg.to_dict(), "training": result,
                   "reproduce": f"python -m speech2face.training.face_decoder {' '.join(cfg.shards)} --out {cfg.out}"
-                               + (f" --size {dcfg.size}" if dcfg.size != FaceDecoderConfig.size else "")
+                               + (f" --size {dcfg.size}" if dcfg.size != 224 else "")
+                               + ("" if dcfg.portrait else " --face-crop")
                                + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")}
-        # the 6 M-entry texture map is stored in float16 (half the file; < 0.1 grey level of error)
-        tensors = {k: v.half() if v.numel() > 1_000_000 else v for k, v in model.state_dict().items()}
+        # the texture map (4 × 224² outputs × 128) is stored as int8 rows with a scale each: a quarter
+        # of its float32 size, within one grey level of the float decoder's drawings
+        tensors = quantize_rows(model.state_dict(), {"texture_head.weight"})
         result["sha256"] = save_weights(export, tensors, config)
     run.log(stage="done", **result)
     return result
@@ -271,6 +398,19 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 6) ->
     x = F.conv2d(x, kernel.view(b * c, 1, 1, -1), groups=b * c)
     x = F.conv2d(x, kernel.view(b * c, 1, -1, 1), groups=b * c)
     return x.view(b, c, h, w)
+
+
+def random_patches(target: torch.Tensor, known: torch.Tensor, patch: int,
+                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``patch``-px window of each image and its known mask (the whole image where
+    it is no larger): restoring blur is local, so the refiner learns as well from windows, at a
+    fraction of the cost of whole 224 px portraits."""
+    size = target.shape[-1]
+    if patch <= 0 or patch >= size:
+        return target, known
+    corners = rng.integers(0, size - patch + 1, size=(len(target), 2))
+    pick = lambda x: torch.stack([img[:, y:y + patch, x0:x0 + patch] for img, (y, x0) in zip(x, corners)])
+    return pick(target), pick(known)
 
 
 def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, data: dict, train_idx: np.ndarray) -> dict:
@@ -303,6 +443,7 @@ def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, dat
     while elapsed + (time.time() - tick) < cfg.refiner_minutes * 60:
         idx = rng.choice(train_idx, cfg.batch_size, replace=False)
         target, known = data["targets"][idx].float() / 255, data["known"][idx].float() / 255  # (B, 3|1, S, S)
+        target, known = random_patches(target, known, cfg.refiner_patch, rng)  # (B, 3|1, P, P)
         flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
         target[flip], known[flip] = target[flip].flip(3), known[flip].flip(3)
         sigma = torch.empty(len(idx)).uniform_(lo, hi)
@@ -332,11 +473,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=FaceDecoderTrainConfig.batch_size)
     parser.add_argument("--limit", type=int, help="use only the first N faces")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=FaceDecoderConfig.size, help="side of the decoded face (px)")
+    parser.add_argument("--size", type=int, default=224, help="side of the decoded face (px)")
+    parser.add_argument("--face-crop", action="store_true",
+                        help="the earlier decoder: the tight face crop inside a head ellipse, no silhouette "
+                             "(default: portraits — whole heads cut out by GrabCut, a silhouette, closed mouths)")
     args = parser.parse_args(argv)
+    portrait = not args.face_crop
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
-                                 refiner_minutes=args.refiner_minutes, limit=args.limit,
-                                 decoder={**FaceDecoderConfig().to_dict(), "size": args.size})
+                                 refiner_minutes=args.refiner_minutes, limit=args.limit, close_mouths=portrait,
+                                 decoder={**FaceDecoderConfig().to_dict(), "size": args.size, "portrait": portrait,
+                                          "alpha": portrait, "refiner_unshuffle": 2 if args.size >= 192 else 1})
     print(train(cfg, Path(args.export) if args.export else None))
 
 
