@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +39,6 @@ def test_background_measure_on_a_plain_and_a_busy_frame():
 
 
 def test_close_mouths_closes_talking_mouths_only(shared_data):
-    from speech2face.data import ShardDataset  # noqa: F401  (the package the training reads with)
     from speech2face.faces import FaceAnalyzer
     from speech2face.training.face_decoder import close_mouths
 
