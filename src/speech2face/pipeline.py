@@ -196,15 +196,14 @@ class Speech2Face:
         if not good:
             return prepared
         descs = self.exaggerate(self.encode(good))
-        images = iter(self.renderer.decode(descs, workers=self.workers))
-        found = iter(zip(good, descs))
+        drawn = iter(zip(good, descs, self.renderer.decode(descs, workers=self.workers)))
         results = []
         for p in prepared:
             if isinstance(p, InputError):
                 results.append(p)
                 continue
-            clips, desc = next(found)
-            results.append(Reconstruction(next(images), desc, clips.spans, clips.input_seconds, clips.speech_seconds,
+            clips, desc, image = next(drawn)
+            results.append(Reconstruction(image, desc, clips.spans, clips.input_seconds, clips.speech_seconds,
                                           clips.notes))
         return results
 

@@ -33,7 +33,16 @@ def inner_lip_gap(landmarks68: np.ndarray) -> float:
 
 
 def mouth_closed(landmarks68: np.ndarray) -> bool:
-    return inner_lip_gap(landmarks68) < MOUTH_CLOSED_BELOW
+    return gap_is_closed(inner_lip_gap(landmarks68))
+
+
+def gap_is_closed(gap: float) -> bool:
+    return gap < MOUTH_CLOSED_BELOW
+
+
+def is_plain_light(level: float, sd: float) -> bool:
+    """A background band of this mean grey level and spread is plain and light."""
+    return level >= BACKGROUND_MIN_LEVEL and sd <= BACKGROUND_MAX_SD
 
 
 def background_band(image: np.ndarray) -> np.ndarray:
@@ -49,4 +58,4 @@ def background_stats(image: np.ndarray) -> dict:
     """Mean and spread of the background band, and whether it is plain and light."""
     band = background_band(image)
     level, sd = float(band.mean()), float(band.std())
-    return {"level": level, "sd": sd, "plain_light": level >= BACKGROUND_MIN_LEVEL and sd <= BACKGROUND_MAX_SD}
+    return {"level": level, "sd": sd, "plain_light": is_plain_light(level, sd)}

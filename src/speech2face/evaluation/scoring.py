@@ -43,13 +43,13 @@ class ImageScore:
 
     @property
     def mouth_closed(self) -> Optional[bool]:
-        return None if self.mouth_gap is None else self.mouth_gap < canonical.MOUTH_CLOSED_BELOW
+        return None if self.mouth_gap is None else canonical.gap_is_closed(self.mouth_gap)
 
     @property
     def plain_background(self) -> Optional[bool]:
         if self.background_level is None:
             return None
-        return self.background_level >= canonical.BACKGROUND_MIN_LEVEL and self.background_sd <= canonical.BACKGROUND_MAX_SD
+        return canonical.is_plain_light(self.background_level, self.background_sd)
 
     @property
     def desc(self) -> np.ndarray:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ..data import ShardDataset
 from ..data.splits import tuning_split_of
+from ..evaluation import canonical
 from ..faces import FACE_SIZE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.warp import tps_warp
@@ -160,7 +161,8 @@ def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple
     return torch.cat(targets), torch.cat(known)
 
 
-UPPER_INNER_LIP, LOWER_INNER_LIP, LOWER_OUTER_LIP = [61, 62, 63], [67, 66, 65], [55, 56, 57, 58, 59]
+UPPER_INNER_LIP, LOWER_INNER_LIP = list(canonical.UPPER_INNER_LIP), list(canonical.LOWER_INNER_LIP)
+LOWER_OUTER_LIP = [55, 56, 57, 58, 59]
 CHIN = {6: 0.25, 7: 0.4, 8: 0.5, 9: 0.4, 10: 0.25}  # jaw points and how much of the lips' closing they follow
 
 
