@@ -1,0 +1,79 @@
+"""The torch port of dlib's face descriptor network reads dlib's file and computes dlib's descriptor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speech2face.models.dlib_resnet import (
+    DlibFaceNet, add_padded, chip_transform, dlib_face_net, extract_chips, read_dlib_network)
+
+from conftest import PAIRS, need_shared_data
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def _faces(n: int):
+    import dlib
+
+    from speech2face.faces import FaceAnalyzer, _dlib_models, _to_full_object_detection, load_image
+
+    need_shared_data()
+    analyzer, models = FaceAnalyzer(), _dlib_models()
+    for path in sorted((PAIRS / "faces").glob("*.jpg"))[::97][:n]:
+        image = load_image(path)
+        face = analyzer.detect(image)[0]
+        shape = _to_full_object_detection(face.box, face.landmarks5)
+        ref = np.asarray(models.facerec.compute_face_descriptor(image, shape, 0))
+        chip = dlib.get_face_chip(image, shape, size=150, padding=0.25)
+        yield image, face, ref, chip
+
+
+def test_port_equals_dlib_on_real_faces():
+    net = dlib_face_net()
+    for image, face, ref, chip in _faces(8):
+        on_dlib_chip = net(torch.from_numpy(chip.copy()).permute(2, 0, 1)[None].float())[0].numpy()
+        assert _cos(on_dlib_chip, ref) >= 0.9999
+        assert np.abs(on_dlib_chip - ref).max() < 1e-3
+        # our chip extraction too: the whole path from the photo is dlib's
+        t = torch.tensor(chip_transform(face.landmarks5))[None]
+        ours = net(extract_chips(torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float(), t))[0].numpy()
+        assert _cos(ours, ref) >= 0.999
+
+
+def test_gradients_reach_the_image():
+    need_shared_data()
+    image, face, _, _ = next(_faces(1))
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float().requires_grad_(True)
+    t = torch.tensor(chip_transform(face.landmarks5))[None]
+    dlib_face_net()(extract_chips(x, t)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_add_padded_zero_pads_like_dlib():
+    a = torch.ones(1, 2, 3, 3)
+    b = torch.full((1, 4, 4, 4), 2.0)
+    out = add_padded(a, b)
+    assert out.shape == (1, 4, 4, 4)
+    assert out[0, :2, :3, :3].eq(3).all() and out[0, 2:].eq(2).all() and out[0, :, 3].eq(2).all()
+
+
+def test_parser_checks_the_file(tmp_path):
+    settings, layers = read_dlib_network(_weights())
+    assert settings["size"] == (150, 150)
+    assert sum(layer.kind == "con" for layer in layers) == 29
+    with pytest.raises(ValueError, match="not ported|does not hold"):
+        DlibFaceNet(settings, layers[:-1])
+    junk = tmp_path / "junk.dat"
+    junk.write_bytes(b"\x01\x01\x01\x05hello")
+    with pytest.raises(ValueError, match="not a dlib metric-learning network"):
+        read_dlib_network(junk)
+
+
+def _weights():
+    from speech2face.models.dlib_resnet import default_weights_path
+
+    return default_weights_path()
