@@ -124,30 +124,36 @@ def voice_shards(shared_data, tmp_path_factory) -> Path:
     return out
 
 
-def _train_cmd(shards: Path, out: Path, epochs: int) -> list[str]:
-    return [sys.executable, "-m", "speech2face", "train", str(shards), "--out", str(out), "--epochs", str(epochs),
-            "--batch-size", "4", "--seed", "3", "--decoder-weights", str(out / "no-decoder")]
+def _train_cmd(shards: Path, out: Path, epochs: int, objective: str = "speech2face") -> list[str]:
+    cmd = [sys.executable, "-m", "speech2face", "train", str(shards), "--out", str(out), "--epochs", str(epochs),
+           "--batch-size", "4", "--seed", "3"]
+    if objective == "drawn":  # a linear head trained through the shipped decoder and dlib's network
+        return cmd + ["--objective", "drawn", "--head", "linear"]
+    return cmd + ["--decoder-weights", str(out / "no-decoder")]
 
 
 def _final_weights(out: Path) -> dict:
     return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
 
 
-def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path):
-    epochs = 60
+@pytest.mark.parametrize("objective", ["speech2face", "drawn"])
+def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path, objective):
+    epochs = 60 if objective == "speech2face" else 16
     straight = tmp_path / "straight"
-    subprocess.run(_train_cmd(voice_shards, straight, epochs), check=True, capture_output=True, timeout=600)
+    subprocess.run(_train_cmd(voice_shards, straight, epochs, objective), check=True, capture_output=True, timeout=600)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(voice_shards, killed, epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(voice_shards, killed, epochs, objective), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 300
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 10):
+    kill_after = min(10, epochs // 2)
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < kill_after):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(metrics.read_text().splitlines())
-    assert 10 <= done_before < epochs, "the run was not killed midway"
-    subprocess.run(_train_cmd(voice_shards, killed, epochs), check=True, capture_output=True, timeout=600)
+    assert kill_after <= done_before < epochs, "the run was not killed midway"
+    subprocess.run(_train_cmd(voice_shards, killed, epochs, objective), check=True, capture_output=True, timeout=600)
     a, b = _final_weights(straight), _final_weights(killed)
     assert a.keys() == b.keys()
     for k in a:

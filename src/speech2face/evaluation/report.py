@@ -124,12 +124,17 @@ def write_report(metrics: dict, kept: list[dict], recon_scores, out: Path, basel
         r, d = s["retrieval"]["recall"], s["demographics"]
         summary_rows.append([name] + [fmt(r[k]) for k in r] + [
             fmt(d["gender"]["agreement"], 1, 100), fmt(d["age_correlation"]["r"], 2),
-            fmt(d["ethnicity"]["agreement"], 1, 100), fmt(s["quality"]["sharpness_median"]),
+            fmt(d["ethnicity"]["agreement"], 1, 100), fmt(d.get("ethnicity_balanced_4"), 1, 100),
+            fmt(s["quality"]["sharpness_median"]),
             fmt(s["quality"]["face_detected_share"], 1, 100)])
+    if metrics.get("before_drawing"):  # the model's predictions themselves, retrieved in descriptor space
+        r = metrics["before_drawing"]["recall"]
+        summary_rows.append(["the same predictions before drawing (descriptor space)"] + [fmt(r[k]) for k in r]
+                            + ["–"] * 6)
     chance = main["retrieval"]["chance"]
-    summary_rows.append(["chance"] + [fmt(v) for v in chance.values()] + ["50.0", "0", "–", "–", "–"])
+    summary_rows.append(["chance"] + [fmt(v) for v in chance.values()] + ["50.0", "0", "–", "25.0", "–", "–"])
     ks = list(main["retrieval"]["recall"])
-    summary = _table(["images"] + [f"R@{k}" for k in ks] + ["gender agr. %", "age r", "ethnicity agr. %", "sharpness", "face found %"], summary_rows)
+    summary = _table(["images"] + [f"R@{k}" for k in ks] + ["gender agr. %", "age r", "ethnicity agr. %", "ethnicity balanced (4 groups) %", "sharpness", "face found %"], summary_rows)
     fs = main["feature_similarity"] or {}
     feature = _table(["measure", "mean", "std"], [[k, fmt(v["mean"], 3), fmt(v["std"], 3)] for k, v in fs.items()])
     cranio_rows = [[n, fmt(m["r"], 3), f"{m['p']:.2g}", fmt(m["random_pairing_r"], 3)] for n, m in main["craniofacial"].items()]

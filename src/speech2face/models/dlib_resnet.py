@@ -287,25 +287,32 @@ def dlib_face_net(path: Optional[Path] = None) -> DlibFaceNet:
 
 
 # --- chips ---------------------------------------------------------------------------------------
-def chip_transform(landmarks5: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:
-    """dlib's get_face_chip_details + extract_image_chip for a 5-point shape, as one (2, 3) matrix
-    [A | t] taking chip pixels to image pixels (image = A · chip + t).
+LANDMARKS68_AS_5 = [45, 42, 36, 39, 33]  # the 68-point indices nearest dlib's 5 points (< 0.5 px on drawings)
+
+
+def chip_transform(landmarks5, size: int = CHIP_SIZE, padding: float = CHIP_PADDING):
+    """dlib's get_face_chip_details + extract_image_chip for 5-point shapes, as (2, 3) matrices
+    [A | t] taking chip pixels to image pixels (image = A · chip + t). (5, 2) → (2, 3) numpy, or
+    a (B, 5, 2) tensor → (B, 2, 3) tensor.
 
     dlib fits the least-squares similarity T from its template (in chip pixels) to the landmarks,
     keeps T's rotation and scale s, and centres a rectangle of side size·s − 1 on T(size/2); chip
     pixels 0 … size−1 then span that rectangle's corners."""
-    chip = (padding + TEMPLATE5) / (2 * padding + 1) * size  # (5, 2)
-    img = np.asarray(landmarks5, dtype=np.float64)
-    rows = []  # similarity [a −b; b a] · p + t as linear least squares in (a, b, tx, ty)
-    for (x, y) in chip:
-        rows += [[x, -y, 1, 0], [y, x, 0, 1]]
-    a, b, tx, ty = np.linalg.lstsq(np.array(rows), img.reshape(-1), rcond=None)[0]
-    scale = np.hypot(a, b)
-    rotation = np.array([[a, -b], [b, a]]) / scale
-    centre = rotation * scale @ np.array([size // 2, size // 2]) + np.array([tx, ty])
-    linear = rotation * (size * scale - 1) / (size - 1)
-    half = (size - 1) / 2
-    return np.hstack([linear, (centre - linear @ np.array([half, half]))[:, None]])
+    if not torch.is_tensor(landmarks5):
+        return chip_transform(torch.as_tensor(np.asarray(landmarks5), dtype=torch.float64)[None], size, padding)[0].numpy()
+    dst = landmarks5.to(torch.float64)
+    src = torch.as_tensor((padding + TEMPLATE5) / (2 * padding + 1) * size, dtype=torch.float64)  # (5, 2)
+    s0, d0 = src - src.mean(0), dst - dst.mean(1, keepdim=True)
+    norm = (s0 ** 2).sum()
+    a = (s0[:, 0] * d0[..., 0] + s0[:, 1] * d0[..., 1]).sum(-1) / norm  # (B,)
+    b = (s0[:, 0] * d0[..., 1] - s0[:, 1] * d0[..., 0]).sum(-1) / norm
+    scale = torch.hypot(a, b)
+    rotation = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2) / scale[:, None, None]  # (B, 2, 2)
+    t = dst.mean(1) - (rotation * scale[:, None, None]) @ src.mean(0)
+    centre = (rotation * scale[:, None, None]) @ torch.full((2,), float(size // 2), dtype=torch.float64) + t
+    linear = rotation * ((size * scale - 1) / (size - 1))[:, None, None]
+    shift = centre - linear @ torch.full((2,), (size - 1) / 2, dtype=torch.float64)
+    return torch.cat([linear, shift[..., None]], -1).to(landmarks5.dtype)
 
 
 def extract_chips(images: torch.Tensor, transforms: torch.Tensor, size: int = CHIP_SIZE) -> torch.Tensor:

@@ -52,3 +52,25 @@ def speech2face_loss(
         total = total + config.distill_weight * terms["distill"]
     terms["total"] = total
     return terms
+
+
+def ranking_loss(pred: torch.Tensor, bank: torch.Tensor, positive: torch.Tensor, temperature: float = 0.05,
+                 weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Listwise retrieval loss (InfoNCE): each prediction should be closer, in cosine, to its own
+    face than to every other face of the bank.
+
+    pred (B, D); bank (N, D) faces to rank (the batch's and a memory of training faces);
+    positive (B, N) bool, True for faces of the prediction's own speaker (at least one per row);
+    weight (B,) per-sample weights (e.g. class balance), normalised to mean 1. Returns
+    −log(Σ_pos exp(s/τ) / Σ_all exp(s/τ)) averaged over the batch, s = cosine similarity."""
+    logits = F.normalize(pred, dim=-1) @ F.normalize(bank, dim=-1).T / temperature  # (B, N)
+    loss = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), 1)
+    if weight is None:
+        return loss.mean()
+    return (loss * weight).sum() / weight.sum()
+
+
+def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in which every class counts as much as every other, however rare:
+    logits (B, C), labels (B,), class_weight (C,) ∝ 1 / class frequency in training."""
+    return F.cross_entropy(logits, labels, weight=class_weight)

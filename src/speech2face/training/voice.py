@@ -56,6 +56,8 @@ class VoiceTrainConfig:
     seed: int = 0
     device: Optional[str] = None
     loss: dict = field(default_factory=lambda: asdict(LossConfig(distill_weight=0.1)))
+    objective: str = "speech2face"  # "speech2face": the paper's loss on descriptors; "drawn": rank the drawings
+    drawn: dict = field(default_factory=dict)  # DrawnObjectiveConfig fields for objective "drawn"
     encoder: dict = field(default_factory=lambda: VoiceEncoderConfig().to_dict())
     limit: Optional[int] = None
 
@@ -182,6 +184,11 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
     split = np.array(data["split"])
     train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
     f_dec, classifier = loss_functions(cfg, info.device)
+    objective = None
+    if cfg.objective == "drawn":
+        objective = drawn_objective(cfg, model, data, train_idx, info.device)
+    elif cfg.objective != "speech2face":
+        raise ValueError(f"unknown objective {cfg.objective!r} (speech2face or drawn)")
     loss_cfg = LossConfig(**cfg.loss)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), eps=1e-4, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.lr_decay)
@@ -207,14 +214,19 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         for start in range(0, len(mine) - cfg.batch_size // 2, cfg.batch_size):
             idx = mine[start:start + cfg.batch_size]
             x = batch_features(data, idx, kind, rng).to(info.device)
-            terms = ensemble_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
+            if objective is not None:
+                terms = objective(ddp(x), idx)
+            else:
+                terms = ensemble_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
             opt.zero_grad()
             terms["total"].backward()
             opt.step()
             sched.step()
             totals.append({k: v.item() for k, v in terms.items()})
         if info.is_main:
-            val_recall = descriptor_recall(predict(model, data, val_idx, kind, info.device), data, val_idx)
+            val_pred = predict(model, data, val_idx, kind, info.device)
+            val_recall = (drawn_recall(objective, val_pred, data, val_idx) if objective is not None
+                          else descriptor_recall(val_pred, data, val_idx))
             mean_terms = {k: float(np.mean([t[k] for t in totals])) for k in totals[0]} if totals else {}
             if val_recall["10"] > best["val_r10"]:
                 best = {"epoch": epoch, "val_r10": val_recall["10"],
@@ -232,27 +244,52 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         barrier(info)
     result: dict = {}
     if info.is_main:
-        result = finish(cfg, model, best, data, kind, (train_idx, val_idx, dev_idx), info.device, export)
+        result = finish(cfg, model, best, data, kind, (train_idx, val_idx, dev_idx), info.device, export, objective)
         run.log(stage="done", **{k: v for k, v in result.items() if not isinstance(v, dict)})
     shutdown(info)
     return result
 
 
-def finish(cfg, model, best, data, kind, splits, device, export) -> dict:
-    """Keep the best epoch on val, choose the exaggeration factor on val, export."""
+def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, train_idx: np.ndarray, device: str):
+    """The 'drawn' objective (through decoder and dlib); a linear head starts from ridge regression
+    (a resumed run then loads its checkpoint over it)."""
+    from ..pipeline import load_decoder
+    from .drawn_objective import DrawnObjective, DrawnObjectiveConfig, ridge_start
+
+    config = DrawnObjectiveConfig.from_dict(cfg.drawn)
+    head = model.net.mlp if hasattr(model.net, "mlp") else None
+    if head is not None and len(head) == 1:
+        ridge_start(head[0], batch_features(data, train_idx, "spk", None), data["desc"][train_idx], config.ridge)
+    return DrawnObjective(config, load_decoder(cfg.decoder_weights, "cpu").decoder, data, train_idx, device)
+
+
+def drawn_recall(objective, pred: torch.Tensor, data: dict, idx: np.ndarray) -> dict:
+    from .drawn_objective import drawn_recall as recall
+
+    return recall(objective, pred, data, idx)
+
+
+def finish(cfg, model, best, data, kind, splits, device, export, objective=None) -> dict:
+    """Keep the best epoch on val, choose the exaggeration factor on val (on the drawings' recall
+    with the 'drawn' objective), export."""
     train_idx, val_idx, dev_idx = splits
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     center = predict(model, data, train_idx, kind, device).mean(0)
     val_pred = predict(model, data, val_idx, kind, device)
-    scores = {f: descriptor_recall(exaggerate(val_pred, center, f), data, val_idx)["10"] for f in EXAGGERATIONS}
+    recall = (lambda p: drawn_recall(objective, p, data, val_idx)) if objective is not None else (
+        lambda p: descriptor_recall(p, data, val_idx))
+    scores = {f: recall(exaggerate(val_pred, center, f))["10"] for f in EXAGGERATIONS}
     factor = max(scores, key=scores.get)
     result = {"best_epoch": best["epoch"], "exaggeration": factor, "val_r10_by_exaggeration": scores,
               "n_train": len(train_idx), "n_val": len(val_idx), "n_dev": len(dev_idx)}
     if export is not None:
         config = {"model": "VoiceEncoder", "encoder": model.config.to_dict(), "exaggeration": factor,
                   "training": {**result, "config": asdict(cfg)},
-                  "reproduce": f"speech2face train {' '.join(cfg.shards)} --out {cfg.out} --variant {cfg.variant} --seed {cfg.seed}"}
+                  "reproduce": f"speech2face train {' '.join(cfg.shards)} --out {cfg.out} --variant {cfg.variant} "
+                               f"--seed {cfg.seed} --objective {cfg.objective} --epochs {cfg.epochs} "
+                               f"--batch-size {cfg.batch_size} --lr {cfg.lr}"
+                               + (" --head linear" if not model.config.head_hidden else "")}
         tensors = {**{f"encoder.{k}": v for k, v in model.state_dict().items()}, "center": center}
         result["sha256"] = save_weights(export, tensors, config)
     return result
@@ -272,6 +309,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr})")
     p.add_argument("--seed", type=int, help=f"seed of initial weights and batch order (default: {d.seed})")
     p.add_argument("--members", type=int, help="speaker variant: heads in the ensemble (default: 1)")
+    p.add_argument("--head", choices=("mlp", "linear"),
+                   help="speaker variant: MLP head, or one linear map started from ridge regression (default: mlp)")
+    p.add_argument("--objective", choices=("speech2face", "drawn"),
+                   help=f"speech2face: the paper's loss on descriptors; drawn: rank the dlib descriptors of the "
+                        f"drawings, ethnicity balanced (default: {d.objective})")
     p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available, else cpu)")
     p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: the shipped one)")
     p.add_argument("--limit", type=int, help="use only the first N pairs (default: all)")
@@ -282,9 +324,11 @@ def run_from_args(args: argparse.Namespace) -> dict:
     cfg = VoiceTrainConfig.from_file_and_flags(
         args.config, shards=args.shards or None, out=args.out, variant=args.variant, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        decoder_weights=args.decoder_weights, limit=args.limit)
+        decoder_weights=args.decoder_weights, limit=args.limit, objective=args.objective)
     if args.members:
         cfg.encoder = {**cfg.encoder, "members": args.members}
+    if args.head == "linear":
+        cfg.encoder = {**cfg.encoder, "head_hidden": []}
     if not cfg.shards:
         raise SystemExit("no shards given (positional SHARDS or 'shards' in --config)")
     return train(cfg, Path(args.export) if args.export else None)

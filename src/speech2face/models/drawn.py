@@ -1,0 +1,35 @@
+"""What dlib reads from a drawing: descriptor → face decoder → image → dlib descriptor, differentiable.
+
+The decoder is faithful to real descriptors, but a voice gives it points shrunk towards the mean
+(and exaggerated), and dlib reads such drawings differently from the point they were drawn from.
+Chaining the frozen decoder with the torch port of dlib's network lets a voice head be trained on
+the descriptor the scorer will finally compare. The chip is cut where dlib would cut it: the
+decoder's own landmarks stand in for dlib's 5-point shape (on drawings they agree within 0.5 px).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .dlib_resnet import LANDMARKS68_AS_5, chip_transform, dlib_face_net, extract_chips
+from .face_decoder import FaceDecoder
+
+
+class DrawnDescriptor(nn.Module):
+    """(B, 128) descriptors → (B, 128) dlib descriptors of their drawings (and the images)."""
+
+    def __init__(self, decoder: FaceDecoder, refine: bool = True) -> None:
+        super().__init__()
+        self.decoder = decoder.eval()
+        self.net = dlib_face_net()
+        self.refine = refine  # False: the linear decoder only (cheaper to train through)
+        for p in self.decoder.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.decoder(desc) if self.refine else self.decoder.base(desc)
+        image = out["image"].clamp(0, 1) * 255  # (B, 3, S, S), 0–255 as dlib reads it
+        with torch.no_grad():  # where the chip is cut is a constant of the step
+            transforms = chip_transform(out["landmarks"][:, LANDMARKS68_AS_5].detach())
+        return {"descriptor": self.net(extract_chips(image, transforms)), "image": image}
