@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from speech2face.evaluation import craniofacial
-from speech2face.evaluation.metrics import confusion, decade, feature_similarity, pearson, retrieval_recall, sharpness
+from speech2face.evaluation.metrics import balanced_recall, confusion, decade, feature_similarity, pearson, retrieval_recall, sharpness
 
 from conftest import BROWSER_ARGS, PAIRS, link_paired_folder, need_chromium
 
@@ -235,3 +235,13 @@ def test_cli_limit_samples_among_the_images_given_and_says_when_pools_shrink(sub
     assert pool < 100 and f"each retrieval pool holds {pool} faces, not 100" in result.stderr
     assert "nan" not in result.stdout.lower()
     assert "age r " in result.stdout
+
+
+def test_balanced_recall_counts_predictions_outside_the_groups_as_misses():
+    counts = np.array([[8, 0, 2],   # group 0: 8 of 10 right, 2 drawn as the third class
+                       [1, 1, 0],   # group 1: 1 of 2
+                       [0, 0, 5]])  # third class, not among the groups scored
+    assert balanced_recall(counts, [0, 1]) == pytest.approx((0.8 + 0.5) / 2)
+    assert balanced_recall(counts) == pytest.approx((0.8 + 0.5 + 1.0) / 3)
+    assert balanced_recall(np.array([[0, 0], [3, 1]]), [0, 1]) == pytest.approx(0.25)  # an absent group is skipped
+    assert confusion(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])["balanced"] == pytest.approx(0.75)

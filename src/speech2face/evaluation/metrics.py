@@ -87,11 +87,22 @@ def confusion(true_labels: Sequence, pred_labels: Sequence, classes: Sequence) -
         if t in index and p in index:
             counts[index[t], index[p]] += 1
     rows = counts.sum(axis=1, keepdims=True)
-    present = rows[:, 0] > 0
-    balanced = float(np.mean(np.diag(counts)[present] / rows[present, 0])) if present.any() else float("nan")
-    return {"classes": list(classes), "counts": counts.tolist(), "balanced": balanced,
+    return {"classes": list(classes), "counts": counts.tolist(), "balanced": balanced_recall(counts),
             "row_share": np.where(rows > 0, counts / np.maximum(rows, 1), 0).round(4).tolist(),
             "agreement": float(np.trace(counts) / max(counts.sum(), 1)), "n": int(counts.sum())}
+
+
+def balanced_recall(counts: np.ndarray, groups: Optional[Sequence[int]] = None) -> float:
+    """Mean over the ``groups`` (row indices; default all) present of each group's recall, from a
+    confusion matrix (rows true, columns predicted). A row's recall is its diagonal over the whole
+    row: predictions into classes outside ``groups`` count as misses."""
+    counts = np.asarray(counts)
+    groups = list(range(len(counts))) if groups is None else list(groups)
+    rows = counts[groups].sum(axis=1)
+    present = rows > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(counts[groups, groups][present] / rows[present]))
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> dict:
