@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from speech2face.models.dlib_resnet import (
-    DlibFaceNet, add_padded, chip_transform, dlib_face_net, extract_chips, read_dlib_network)
+    DlibFaceNet, add_padded, chip_transform, default_weights_path, dlib_face_net, extract_chips, read_dlib_network)
 
 from conftest import PAIRS, need_shared_data
 
@@ -62,7 +62,7 @@ def test_add_padded_zero_pads_like_dlib():
 
 
 def test_parser_checks_the_file(tmp_path):
-    settings, layers = read_dlib_network(_weights())
+    settings, layers = read_dlib_network(default_weights_path())
     assert settings["size"] == (150, 150)
     assert sum(layer.kind == "con" for layer in layers) == 29
     with pytest.raises(ValueError, match="not ported|does not hold"):
@@ -71,9 +71,3 @@ def test_parser_checks_the_file(tmp_path):
     junk.write_bytes(b"\x01\x01\x01\x05hello")
     with pytest.raises(ValueError, match="not a dlib metric-learning network"):
         read_dlib_network(junk)
-
-
-def _weights():
-    from speech2face.models.dlib_resnet import default_weights_path
-
-    return default_weights_path()

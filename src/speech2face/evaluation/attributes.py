@@ -44,6 +44,19 @@ class EthnicityClassifier:
         return cls(*(tensors[k].numpy() for k in ("weight", "bias", "mean", "std")), config)
 
 
+class EthnicityLogits(torch.nn.Module):
+    """The same classifier as a torch function, for losses: descriptors (B, 128) → logits (B, classes)."""
+
+    def __init__(self, classifier: Optional[EthnicityClassifier] = None) -> None:
+        super().__init__()
+        classifier = classifier or EthnicityClassifier.load()
+        for name in ("weight", "bias", "mean", "std"):
+            self.register_buffer(name, torch.tensor(getattr(classifier, name), dtype=torch.float32))
+
+    def forward(self, desc: torch.Tensor) -> torch.Tensor:
+        return ((desc - self.mean) / self.std) @ self.weight.T + self.bias
+
+
 def train_ethnicity(shards: Path, out: Path, seed: int = 0, held_out: float = 0.2) -> dict:
     """Fit on UTKFace descriptors (a random 80 %), report accuracy on the other 20 %, save."""
     from sklearn.linear_model import LogisticRegression

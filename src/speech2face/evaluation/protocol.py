@@ -171,10 +171,10 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
 
 
 def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
-                      progress: bool) -> tuple[Path, Path]:
+                      progress: bool) -> tuple[Path, Path, dict[str, np.ndarray]]:
     """Reconstruct every clip with a trained model (→ out/reconstructions, and the descriptors drawn
-    → out/predicted_descriptors.npz) and decode every true face's own descriptor
-    (→ out/decoder_on_true_face, the upper bound)."""
+    → out/predicted_descriptors.npz, also returned by stem) and decode every true face's own
+    descriptor (→ out/decoder_on_true_face, the upper bound)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -205,7 +205,7 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
                 Image.fromarray(s2f.renderer.normalize(true)[0]).save(upper_dir / f"{row['stem']}.png")
             except FaceError:
                 pass
-    return recon_dir, upper_dir
+    return recon_dir, upper_dir, predicted
 
 
 def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
@@ -225,9 +225,9 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
         rows = [rows[i] for i in keep]
-    upper_dir = None
+    upper_dir, predicted = None, None
     if model is not None:
-        images, upper_dir = render_with_model(rows, data, out, model, decoder_weights, progress)
+        images, upper_dir, predicted = render_with_model(rows, data, out, model, decoder_weights, progress)
         name = name or f"speech2face ({model})"
     if images is None or not Path(images).is_dir():
         raise InputError(f"{images}: not a folder of images")
@@ -267,8 +267,7 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         upper = [scorer.score(find_image(upper_dir, r["stem"]) or upper_dir / "missing.png") for r in kept]
         systems["upper bound: decoder on the true face descriptor"] = score_system(upper, true_scores, kept, pool, repeats, seed)
     before = None
-    if model is not None:  # the same predictions before drawing: what the drawing loses
-        predicted = np.load(out / "predicted_descriptors.npz")
+    if predicted is not None:  # the same predictions before drawing: what the drawing loses
         pred = np.stack([predicted[r["stem"]] for r in kept])
         before = retrieval_recall(pred, descriptor_matrices(recon_scores, true_scores)[1],
                                   [r["identity"] for r in kept], KS, pool, repeats, seed)

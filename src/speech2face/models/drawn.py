@@ -9,6 +9,8 @@ decoder's own landmarks stand in for dlib's 5-point shape (on drawings they agre
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -23,12 +25,13 @@ class DrawnDescriptor(nn.Module):
         super().__init__()
         self.decoder = decoder.eval()
         self.net = dlib_face_net()
-        self.refine = refine  # False: the linear decoder only (cheaper to train through)
+        self.refine = refine  # False: the linear decoder only (cheaper to train through); a call may override
         for p in self.decoder.parameters():
             p.requires_grad_(False)
 
-    def forward(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.decoder(desc) if self.refine else self.decoder.base(desc)
+    def forward(self, desc: torch.Tensor, refine: Optional[bool] = None) -> dict[str, torch.Tensor]:
+        refine = self.refine if refine is None else refine
+        out = self.decoder(desc) if refine else self.decoder.base(desc)
         image = out["image"].clamp(0, 1) * 255  # (B, 3, S, S), 0–255 as dlib reads it
         with torch.no_grad():  # where the chip is cut is a constant of the step
             transforms = chip_transform(out["landmarks"][:, LANDMARKS68_AS_5].detach())

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.attributes import EthnicityClassifier
+from ..evaluation.attributes import EthnicityLogits
 from ..evaluation.metrics import retrieval_recall
 from ..models.drawn import DrawnDescriptor
 from ..models.face_decoder import FaceDecoder
@@ -51,19 +51,6 @@ def ridge_start(linear: torch.nn.Linear, features: torch.Tensor, targets: torch.
         linear.bias.copy_((ym - xm @ w).float())
 
 
-class EthnicityLogits(torch.nn.Module):
-    """The UTKFace ethnicity classifier of the scorer, as a torch function of descriptors (B, 128) → (B, 5)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        eth = EthnicityClassifier.load()
-        for name in ("weight", "bias", "mean", "std"):
-            self.register_buffer(name, torch.tensor(getattr(eth, name), dtype=torch.float32))
-
-    def forward(self, desc: torch.Tensor) -> torch.Tensor:
-        return ((desc - self.mean) / self.std) @ self.weight.T + self.bias
-
-
 class DrawnObjective:
     """The loss of a batch of predictions (B, D) for training samples ``idx``."""
 
@@ -82,9 +69,7 @@ class DrawnObjective:
         self.class_weight = torch.where(counts > 0, counts.sum() / counts.clamp_min(1) / (counts > 0).sum(), 0.0)
 
     def __call__(self, pred: torch.Tensor, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        if pred.dim() == 3:  # an ensemble's members (M, B, D): the mean of their losses
-            each = [self(p, idx) for p in pred]
-            return {k: torch.stack([t[k] for t in each]).mean() for k in each[0]}
+        """pred (B, D) for the samples ``idx`` → {'rank', 'ethnicity', 'regression', 'total'}."""
         idx_t = torch.as_tensor(idx, device=pred.device)
         drawn = self.drawn(pred)["descriptor"]
         terms = {
@@ -100,11 +85,7 @@ class DrawnObjective:
     def drawn_descriptors(self, pred: torch.Tensor, refine: bool = True, batch: int = 64) -> torch.Tensor:
         """(N, D) predictions → (N, D) dlib descriptors of their drawings (with the refiner by default,
         as the product draws them)."""
-        keep, self.drawn.refine = self.drawn.refine, refine
-        try:
-            return torch.cat([self.drawn(p)["descriptor"] for p in pred.split(batch)]) if len(pred) else pred
-        finally:
-            self.drawn.refine = keep
+        return torch.cat([self.drawn(p, refine)["descriptor"] for p in pred.split(batch)]) if len(pred) else pred
 
 
 def drawn_recall(objective: DrawnObjective, pred: torch.Tensor, data: dict, idx: np.ndarray) -> dict:

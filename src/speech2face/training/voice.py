@@ -29,11 +29,13 @@ import torch
 
 from ..data import ShardDataset
 from ..data.splits import tuning_split_of
+from ..evaluation.attributes import EthnicityLogits
 from ..evaluation.metrics import retrieval_recall
 from ..models.losses import LossConfig, speech2face_loss
 from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from ..weights import save_weights
 from .distributed import barrier, init_distributed, shutdown
+from .drawn_objective import DrawnObjective, DrawnObjectiveConfig, drawn_recall, ridge_start
 from .runs import Run
 
 CROP_SECONDS = (6.0, 4.0, 4.0, 4.0, 3.0, 3.0)  # speaker-embedding views of each clip (augmentation)
@@ -126,22 +128,22 @@ def loss_functions(cfg: VoiceTrainConfig, device: str):
         f_dec = decoder.first_layer
     except Exception as exc:  # no decoder weights yet: plain L1 on descriptors
         print(f"no face decoder for f_dec ({exc}); using the descriptor itself")
-    classifier = None
-    if cfg.distill:
-        from ..evaluation.attributes import EthnicityClassifier
-
-        eth = EthnicityClassifier.load()
-        w, b, mean, std = (torch.tensor(a, dtype=torch.float32, device=device) for a in (eth.weight, eth.bias, eth.mean, eth.std))
-        classifier = lambda d: ((d - mean) / std) @ w.T + b  # noqa: E731
+    classifier = EthnicityLogits().to(device) if cfg.distill else None
     return f_dec, classifier
+
+
+def over_members(pred: torch.Tensor, loss) -> dict:
+    """``loss`` (a function of (B, D) → terms) of one prediction, or the mean of each term over an
+    ensemble's members (M, B, D)."""
+    if pred.dim() == 2:
+        return loss(pred)
+    each = [loss(p) for p in pred]
+    return {k: torch.stack([t[k] for t in each]).mean() for k in each[0]}
 
 
 def ensemble_loss(pred: torch.Tensor, target: torch.Tensor, f_dec, classifier, loss_cfg: LossConfig) -> dict:
     """The Speech2Face loss of one prediction (B, D), or the mean over members (M, B, D)."""
-    if pred.dim() == 2:
-        return speech2face_loss(pred, target, f_dec, classifier, loss_cfg)
-    each = [speech2face_loss(p, target, f_dec, classifier, loss_cfg) for p in pred]
-    return {k: torch.stack([t[k] for t in each]).mean() for k in each[0]}
+    return over_members(pred, lambda p: speech2face_loss(p, target, f_dec, classifier, loss_cfg))
 
 
 def exaggerate(pred: torch.Tensor, center: torch.Tensor, factor: float) -> torch.Tensor:
@@ -183,13 +185,18 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
             torch.save(data, cache)
     split = np.array(data["split"])
     train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
-    f_dec, classifier = loss_functions(cfg, info.device)
-    objective = None
+    loss_cfg = LossConfig(**cfg.loss)
     if cfg.objective == "drawn":
         objective = drawn_objective(cfg, model, data, train_idx, info.device)
-    elif cfg.objective != "speech2face":
+        batch_loss = lambda pred, idx: over_members(pred, lambda p: objective(p, idx))  # noqa: E731
+        val_recall = lambda pred: drawn_recall(objective, pred, data, val_idx)  # noqa: E731
+    elif cfg.objective == "speech2face":
+        f_dec, classifier = loss_functions(cfg, info.device)
+        batch_loss = lambda pred, idx: ensemble_loss(  # noqa: E731
+            pred, data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
+        val_recall = lambda pred: descriptor_recall(pred, data, val_idx)  # noqa: E731
+    else:
         raise ValueError(f"unknown objective {cfg.objective!r} (speech2face or drawn)")
-    loss_cfg = LossConfig(**cfg.loss)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), eps=1e-4, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.lr_decay)
     start_epoch, best = 0, {"epoch": -1, "val_r10": -1.0, "state": None}
@@ -214,29 +221,24 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         for start in range(0, len(mine) - cfg.batch_size // 2, cfg.batch_size):
             idx = mine[start:start + cfg.batch_size]
             x = batch_features(data, idx, kind, rng).to(info.device)
-            if objective is not None:
-                terms = objective(ddp(x), idx)
-            else:
-                terms = ensemble_loss(ddp(x), data["desc"][idx].to(info.device), f_dec, classifier, loss_cfg)
+            terms = batch_loss(ddp(x), idx)
             opt.zero_grad()
             terms["total"].backward()
             opt.step()
             sched.step()
             totals.append({k: v.item() for k, v in terms.items()})
         if info.is_main:
-            val_pred = predict(model, data, val_idx, kind, info.device)
-            val_recall = (drawn_recall(objective, val_pred, data, val_idx) if objective is not None
-                          else descriptor_recall(val_pred, data, val_idx))
+            val = val_recall(predict(model, data, val_idx, kind, info.device))
             mean_terms = {k: float(np.mean([t[k] for t in totals])) for k in totals[0]} if totals else {}
-            if val_recall["10"] > best["val_r10"]:
-                best = {"epoch": epoch, "val_r10": val_recall["10"],
+            if val["10"] > best["val_r10"]:
+                best = {"epoch": epoch, "val_r10": val["10"],
                         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
             run.log(epoch=epoch, lr=sched.get_last_lr()[0], world_size=info.world, samples_per_rank=len(mine),
                     train_samples=len(train_idx), **{f"train_{k}": v for k, v in mean_terms.items()},
-                    **{f"val_r{k}": v for k, v in val_recall.items()})
+                    **{f"val_r{k}" if k.isdigit() else f"val_{k}": v for k, v in val.items()})
             if epoch % 10 == 0 or epoch == cfg.epochs - 1:
                 print(f"epoch {epoch}: loss {mean_terms.get('total', float('nan')):.4f}, val R@1/5/10 "
-                      f"{val_recall['1']:.1f}/{val_recall['5']:.1f}/{val_recall['10']:.1f}", flush=True)
+                      f"{val['1']:.1f}/{val['5']:.1f}/{val['10']:.1f}", flush=True)
             tmp = ckpt_path.with_suffix(".pt.tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "best": best}, tmp)
@@ -244,17 +246,17 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         barrier(info)
     result: dict = {}
     if info.is_main:
-        result = finish(cfg, model, best, data, kind, (train_idx, val_idx, dev_idx), info.device, export, objective)
+        result = finish(cfg, model, best, data, kind, (train_idx, val_idx, dev_idx), info.device, export, val_recall)
         run.log(stage="done", **{k: v for k, v in result.items() if not isinstance(v, dict)})
     shutdown(info)
     return result
 
 
-def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, train_idx: np.ndarray, device: str):
+def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, train_idx: np.ndarray,
+                    device: str) -> DrawnObjective:
     """The 'drawn' objective (through decoder and dlib); a linear head starts from ridge regression
     (a resumed run then loads its checkpoint over it)."""
     from ..pipeline import load_decoder
-    from .drawn_objective import DrawnObjective, DrawnObjectiveConfig, ridge_start
 
     config = DrawnObjectiveConfig.from_dict(cfg.drawn)
     head = model.net.mlp if hasattr(model.net, "mlp") else None
@@ -263,23 +265,15 @@ def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, trai
     return DrawnObjective(config, load_decoder(cfg.decoder_weights, "cpu").decoder, data, train_idx, device)
 
 
-def drawn_recall(objective, pred: torch.Tensor, data: dict, idx: np.ndarray) -> dict:
-    from .drawn_objective import drawn_recall as recall
-
-    return recall(objective, pred, data, idx)
-
-
-def finish(cfg, model, best, data, kind, splits, device, export, objective=None) -> dict:
-    """Keep the best epoch on val, choose the exaggeration factor on val (on the drawings' recall
-    with the 'drawn' objective), export."""
+def finish(cfg, model, best, data, kind, splits, device, export, val_recall) -> dict:
+    """Keep the best epoch on val, choose the exaggeration factor on val by ``val_recall`` (the
+    drawings' recall with the 'drawn' objective, the descriptors' otherwise), export."""
     train_idx, val_idx, dev_idx = splits
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     center = predict(model, data, train_idx, kind, device).mean(0)
     val_pred = predict(model, data, val_idx, kind, device)
-    recall = (lambda p: drawn_recall(objective, p, data, val_idx)) if objective is not None else (
-        lambda p: descriptor_recall(p, data, val_idx))
-    scores = {f: recall(exaggerate(val_pred, center, f))["10"] for f in EXAGGERATIONS}
+    scores = {f: val_recall(exaggerate(val_pred, center, f))["10"] for f in EXAGGERATIONS}
     factor = max(scores, key=scores.get)
     result = {"best_epoch": best["epoch"], "exaggeration": factor, "val_r10_by_exaggeration": scores,
               "n_train": len(train_idx), "n_val": len(val_idx), "n_dev": len(dev_idx)}
