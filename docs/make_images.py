@@ -4,7 +4,9 @@
 
 * ``portraits_dev.png``: 8 dev speakers, a fixed random sample: each speaker's true face
   descriptor drawn by the previous decoder and by this one, then the voice drawn by both
-  (previous voice encoder + previous decoder; shipped encoder + shipped decoder).
+  (previous voice encoder + previous decoder; shipped encoder + shipped decoder). The same sheet
+  with the true photos as its first row is written to ``--photos-out`` (default
+  ``reports/portraits_dev_with_photos.png``), outside the repository: the photos stay in ../shared.
 * ``dev_voice_reconstructions.png``: 24 dev voices drawn by the shipped model, from
   ``reports/dev/reconstructions`` (``speech2face evaluate ... --split dev --out reports/dev``).
 """
@@ -54,6 +56,8 @@ def main() -> None:
     parser.add_argument("dev_report", type=Path, help="speech2face evaluate ... --split dev --out DIR")
     parser.add_argument("--previous-decoder", required=True, help="the previous release's face decoder weights")
     parser.add_argument("--previous-voice", help="the previous release's voice encoder (default: the shipped one)")
+    parser.add_argument("--photos-out", type=Path, default=Path("reports/portraits_dev_with_photos.png"),
+                        help="the sheet with the true photos on top (not for the repository)")
     args = parser.parse_args()
     from speech2face import load_model
     from speech2face.faces import FaceAnalyzer
@@ -69,6 +73,12 @@ def main() -> None:
     labels = ["previous decoder,\ntrue descriptor", "this decoder,\ntrue descriptor", "previous,\nfrom the voice",
               "this release,\nfrom the voice"]
     sheet([img for row in rows for img in row], len(stems), labels, label_width=120).save(OUT / "portraits_dev.png")
+    from speech2face.faces import load_image
+
+    photos = [load_image(PAIRS / "faces" / f"{s}.jpg") for s in stems]
+    args.photos_out.parent.mkdir(parents=True, exist_ok=True)
+    sheet([img for row in [photos, *rows] for img in row], len(stems), ["true photo", *labels],
+          label_width=120).save(args.photos_out)
     drawn = sorted((args.dev_report / "reconstructions").glob("*.png"))
     pick = sorted(random.Random(0).sample(drawn, 24))
     sheet([np.asarray(Image.open(p).convert("RGB")) for p in pick], 8).save(OUT / "dev_voice_reconstructions.png")

@@ -74,7 +74,8 @@ def test_warp_is_differentiable_in_texture_and_points():
 
 
 def tiny_decoder(refiner: tuple[int, ...] = ()) -> FaceDecoder:
-    model = FaceDecoder(FaceDecoderConfig(descriptor_dim=16, size=32, refiner=refiner))
+    model = FaceDecoder(FaceDecoderConfig(descriptor_dim=16, size=32, refiner=refiner, portrait=False, alpha=False,
+                                          refiner_unshuffle=1))  # RGB only, no silhouette
     with torch.no_grad():
         model.mean_landmarks.copy_(torch.rand(68, 2) * 20 + 6)
         model.landmarks_head.bias.copy_(model.mean_landmarks.flatten())
@@ -84,12 +85,13 @@ def tiny_decoder(refiner: tuple[int, ...] = ()) -> FaceDecoder:
 
 @pytest.mark.parametrize("refiner", [(), (8, 16, 32)])
 def test_decoder_shapes(refiner):
-    model = FaceDecoder(FaceDecoderConfig(refiner=refiner))
+    model = FaceDecoder(FaceDecoderConfig(refiner=refiner))  # the defaults: the shipped portrait decoder
     out = model(torch.randn(3, 128))
-    assert out["image"].shape == out["base"].shape == out["texture"].shape == (3, 3, 128, 128)
+    assert out["image"].shape == out["base"].shape == (3, 3, 224, 224)
+    assert out["texture"].shape == (3, 4, 224, 224) and out["alpha"].shape == (3, 1, 224, 224)
     assert out["landmarks"].shape == (3, 68, 2)
     assert 0 <= out["image"].min() and out["image"].max() <= 1
-    assert model.first_layer(torch.randn(3, 128)).shape == (3, 68 * 2 + 3 * 32 * 32)
+    assert model.first_layer(torch.randn(3, 128)).shape == (3, 68 * 2 + 4 * 56 * 56)
 
 
 def test_refiner_starts_as_the_identity():
@@ -168,6 +170,20 @@ def test_gaussian_blur_keeps_flat_images_and_blurs_more_with_larger_sigma():
     torch.testing.assert_close(out.mean(dim=(1, 2, 3)), board.mean(dim=(1, 2, 3)), atol=1e-3, rtol=0)
 
 
+def test_restoration_loss_counts_lost_edges():
+    """Zero for the target itself; a blurred copy costs more with the edge term than without;
+    unknown pixels cost nothing."""
+    from speech2face.training.face_decoder import restoration_loss
+
+    target = checkerboard(32, 4).expand(2, 3, 32, 32)
+    known = torch.ones(2, 1, 32, 32)
+    blurred = gaussian_blur(target, torch.full((2,), 1.5))
+    assert restoration_loss(target, target, known, 1.0).item() == 0.0
+    plain, edges = restoration_loss(blurred, target, known, 0.0), restoration_loss(blurred, target, known, 1.0)
+    assert edges > plain * 1.2
+    assert restoration_loss(blurred, target, torch.zeros_like(known), 1.0).item() == 0.0
+
+
 def test_refiner_training_restores_blurred_faces_and_resumes(tmp_path):
     """Stage 2 on tiny data: a few seconds of steps lower the restoration error on blurred
     images; a second call resumes from the checkpoint instead of starting over."""
@@ -228,3 +244,36 @@ def test_int8_rows_round_trip_within_a_grey_level(tmp_path):
     desc = torch.randn(4, 16)
     diff = (again(desc)["image"] - model(desc)["image"]).abs()
     assert diff.mean().item() < 0.5 / 255 and diff.max().item() < 3 / 255
+
+
+def test_folding_an_input_map_into_the_heads_draws_what_the_mapped_input_would():
+    """fold_input_map(Q, c): the folded decoder on x draws exactly what the old one drew on x Q + c."""
+    from speech2face.training.calibrate_drawing import fold_input_map
+
+    torch.manual_seed(0)
+    model = FaceDecoder(FaceDecoderConfig(descriptor_dim=8, size=16))
+    x = torch.randn(5, 8) * 0.1
+    q, c = torch.eye(8) + 0.1 * torch.randn(8, 8), 0.01 * torch.randn(8)
+    with torch.no_grad():
+        expected_lm = model.landmarks_head(x @ q + c)
+        expected_tex = model.texture_head(x @ q + c)
+        fold_input_map(model, q, c)
+        torch.testing.assert_close(model.landmarks_head(x), expected_lm, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.texture_head(x), expected_tex, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_drawing_calibration_brings_what_dlib_reads_closer_to_what_was_asked(shared_data):
+    """On real descriptors and the shipped decoder, one round of calibration moves the drawings'
+    dlib descriptors (torch port) towards the descriptors they were drawn from."""
+    from speech2face.faces import FaceAnalyzer
+    from speech2face.pipeline import load_decoder
+    from speech2face.training.calibrate_drawing import calibrate_drawing
+
+    from conftest import PAIRS
+
+    analyzer = FaceAnalyzer()
+    desc = torch.tensor(np.stack([analyzer.descriptor(p) for p in sorted((PAIRS / "faces").glob("*.jpg"))[:48]]))
+    model = load_decoder(device="cpu").decoder
+    history = calibrate_drawing(model, desc, rounds=1, log=lambda *_: None)
+    assert history[1]["cosine_read_to_asked"] > history[0]["cosine_read_to_asked"]

@@ -151,6 +151,59 @@ def test_bad_input_is_a_clear_4xx(server, case):
     assert alive(base)
 
 
+def test_every_error_has_one_json_shape(server):
+    """404, 405, a malformed multipart body, a non-image and a 1 px image among match photos: each
+    a JSON {"error": …} naming the problem in words, no Python object reprs, no 500."""
+    base, _ = server
+    for response in (httpx.get(f"{base}/no/such/page", timeout=10), httpx.get(f"{base}/api/reconstruct", timeout=10)):
+        assert response.status_code in (404, 405) and set(response.json()) == {"error"}
+    bad = httpx.post(f"{base}/api/reconstruct", content=b"--xx\r\nnonsense", timeout=10,
+                     headers={"content-type": "multipart/form-data; boundary=yy"})
+    assert 400 <= bad.status_code < 500 and set(bad.json()) == {"error"}
+    tiny = io.BytesIO()
+    __import__("PIL.Image").Image.new("RGB", (1, 1)).save(tiny, format="PNG")
+    r = httpx.post(f"{base}/api/match", timeout=60, files=[("audio", ("c.opus", clip_bytes(0))),
+                                                           ("faces", ("notes.txt", b"not an image")),
+                                                           ("faces", ("dot.png", tiny.getvalue()))])
+    assert r.status_code == 200, r.text
+    errors = {e["name"]: e["error"] for e in r.json()["ranking"]}
+    assert "not an image format" in errors["notes.txt"] and "BytesIO" not in errors["notes.txt"]
+    assert "too small" in errors["dot.png"]
+
+
+def test_audio_sent_twice_is_refused_not_silently_replaced(server):
+    base, _ = server
+    r = httpx.post(f"{base}/api/reconstruct", timeout=60,
+                   files=[("audio", ("a.opus", clip_bytes(0))), ("audio", ("b.opus", clip_bytes(1)))])
+    assert r.status_code == 422 and "one recording" in r.json()["error"]
+
+
+def test_uploads_are_kept_in_memory_not_spooled_to_disk():
+    """Starlette spools multipart parts over 1 MB to a temporary file; the app raises that bound
+    above its upload limit, so a 5 MB upload never touches the disk."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartParser
+
+    from speech2face.serve.app import MAX_UPLOAD_BYTES, create_app
+
+    create_app(load=lambda: None)
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + b"\0" * (5 * 1024 * 1024) + b"\r\n--b--\r\n")
+
+    async def stream():
+        yield body
+
+    async def parse():
+        parser = MultiPartParser(Headers({"content-type": "multipart/form-data; boundary=b"}), stream())
+        return (await parser.parse())["audio"]
+
+    upload = asyncio.run(parse())
+    assert MultiPartParser.spool_max_size > MAX_UPLOAD_BYTES
+    assert upload.size == 5 * 1024 * 1024 and not upload.file._rolled  # still an in-memory buffer
+
+
 def test_huge_upload_is_refused_while_streaming(server):
     base, proc = server
     before = rss_mb(proc.pid)
@@ -308,6 +361,32 @@ def test_page_says_when_there_is_no_speech(server, tmp_path):
         page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
         assert page.inner_text("#status").startswith("no speech found")
         assert not page.evaluate("document.getElementById('face').src")
+        browser.close()
+
+
+@pytest.mark.slow
+def test_page_clears_the_previous_face_when_the_next_upload_fails(server, tmp_path):
+    """A good upload draws a face; noise uploaded next shows its error and no face or attributes
+    of the earlier voice stay on screen."""
+    base, _ = server
+    chromium, playwright = need_chromium()
+    import soundfile as sf
+
+    sf.write(tmp_path / "noise.wav", np.random.default_rng(0).standard_normal(6 * 16_000) * 0.1, 16_000, subtype="PCM_16")
+    clip = sorted((PAIRS / "audio").glob("*.opus"))[4]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto(base)
+        page.set_input_files("#file", str(clip))
+        page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
+        assert page.is_visible("#face") and "voice, age around" in page.inner_text("#attributes")
+        page.set_input_files("#file", str(tmp_path / "noise.wav"))
+        page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
+        assert page.inner_text("#status").startswith("no speech found")
+        assert not page.evaluate("document.getElementById('face').getAttribute('src')")
+        assert not page.is_visible("#face")
+        assert page.inner_text("#attributes") == "" and page.inner_text("#used") == ""
         browser.close()
 
 

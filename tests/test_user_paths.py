@@ -148,7 +148,7 @@ def test_messages_name_inputs_as_typed(tmp_path):
     (tmp_path / "notes.wav").write_text("meeting notes, not audio\n" * 40)
     result = run_cli("reconstruct", "notes.wav", "-o", "out.png", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("notes.wav: skipped: notes.wav: not a readable audio file"), result.stderr
+    assert result.stderr.startswith("notes.wav: skipped: not a readable audio file"), result.stderr  # named once
     assert str(tmp_path) not in result.stderr and "<_io" not in result.stderr and "Errno" not in result.stderr
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
 
 from .errors import AudioError
+from .limits import MAX_CLIP_SECONDS, MAX_INPUT_SECONDS, MAX_SAMPLE_RATE, MIN_CLIP_SECONDS, MIN_SAMPLE_RATE
 
 # --- constants, with units ----------------------------------------------------------------
 SAMPLE_RATE = 16_000  # Hz
@@ -25,7 +26,6 @@ HOP_SECONDS = 0.010  # s
 N_FFT = 512  # FFT points (window zero-padded to this)
 POWER_LAW = 0.3  # exponent of sign(x)·|x|^p compression
 MIN_SECONDS = 1.0  # s, shortest input worth looping up to a clip
-MAX_INPUT_SECONDS = 600.0  # s, decoding stops here; longer input is analysed up to this point
 SILENCE_DBFS = -50.0  # dBFS, loudest 30 ms frame below this → the clip is silent
 
 # --- derived sizes ------------------------------------------------------------------------
@@ -81,14 +81,52 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
     return wave, rate
 
 
+def probe_seconds(source: AudioSource) -> Optional[float]:
+    """The length a file's header gives (s), without decoding it; None where it says nothing."""
+    try:
+        data, _ = _as_bytes(source)
+    except AudioError:
+        return None
+    try:
+        import soundfile as sf
+
+        info = sf.info(io.BytesIO(data))
+        if info.frames > 0 and info.samplerate:
+            return info.frames / info.samplerate
+    except Exception:
+        pass
+    try:
+        import av
+
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # av.time_base
+            stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except Exception:
+        pass
+    return None
+
+
 class NoAudioTrack(Exception):
     """A container that opened but holds no audio stream."""
 
 
+_PLAIN_REASONS = {  # libsndfile's and FFmpeg's phrasings → what they mean to a user
+    "Supported file format but file is malformed": "damaged",
+    "End of file": "it ends too early: cut short or damaged",
+    "Invalid data found when processing input": "damaged or not audio",
+}
+
+
 def _reason(exc: Exception) -> str:
     """A decoder's reason in words, without its internals (object reprs, errno numbers)."""
-    text = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)
-    return str(text).strip().rstrip(".")
+    text = str(getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)).strip().rstrip(".")
+    for phrase, plain in _PLAIN_REASONS.items():
+        if text.startswith(phrase):
+            return plain
+    return text
 
 
 def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
@@ -142,21 +180,42 @@ MAX_CHANNELS = 8  # a 2-D wave array has a channel axis at most this long
 MAX_FLOAT_PEAK = 2.0  # float samples belong in [-1, 1]; far beyond, they are unscaled integer PCM
 
 
+def check_duration(duration) -> float:
+    """The clip length asked for, in seconds, or an AudioError naming what is wrong with it."""
+    if (isinstance(duration, bool) or not isinstance(duration, (int, float, np.integer, np.floating))
+            or not np.isfinite(duration) or not MIN_CLIP_SECONDS <= duration <= MAX_CLIP_SECONDS):
+        raise AudioError(f"duration must be a number of seconds from {MIN_CLIP_SECONDS:g} to {MAX_CLIP_SECONDS:g}, "
+                         f"got {duration!r}")
+    return float(duration)
+
+
+def check_sample_rate(sample_rate) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise AudioError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"sample_rate must lie from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {sample_rate}")
+    return int(sample_rate)
+
+
 def wave_from_array(array, sample_rate) -> np.ndarray:
-    """A wave array as numpy users hold it → mono float32 in [-1, 1] at its own rate.
+    """A wave array as numpy users hold it → mono float32 in [-1, 1] at its own rate, at most
+    MAX_INPUT_SECONDS long (the rest is not analysed, as for files).
 
     Integer PCM is scaled by its type (int16 as ``scipy.io.wavfile.read`` returns it, int32,
-    uint8 centred on 128); floats are taken as they are. ``(N,)``, ``(N, channels)`` and
+    uint8 centred on 128); int64 — what ``np.array`` makes of a list of ints — by the range its
+    values use (16- or 32-bit PCM); floats are taken as they are. ``(N,)``, ``(N, channels)`` and
     ``(channels, N)`` are understood; anything else, NaN/inf, or floats far outside [-1, 1]
     is an AudioError that says so.
     """
+    sample_rate = check_sample_rate(sample_rate)
     x = np.asarray(array)
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise AudioError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
     if x.dtype.kind == "f":
         wave = x.astype(np.float32)
     elif x.dtype.kind in "iu":
         half = 2.0 ** (8 * x.dtype.itemsize - 1)
+        if x.dtype.itemsize == 8:  # no one records 64-bit PCM: scale by the range the values use
+            peak = int(np.abs(x).max()) if x.size else 0
+            half = 2.0 ** 15 if peak <= 2 ** 15 else 2.0 ** 31 if peak <= 2 ** 31 else half
         offset = half if x.dtype.kind == "u" else 0.0
         wave = ((x.astype(np.float64) - offset) / half).astype(np.float32)
     else:
@@ -169,6 +228,7 @@ def wave_from_array(array, sample_rate) -> np.ndarray:
         wave = wave.mean(axis=channel_axis)
     elif wave.ndim != 1:
         raise AudioError(f"a wave array must be 1-D (samples) or 2-D (with a channel axis), got shape {x.shape}")
+    wave = wave[:round(MAX_INPUT_SECONDS * sample_rate)]
     if not np.all(np.isfinite(wave)):
         raise AudioError("the audio holds NaN or infinite samples")
     peak = float(np.abs(wave).max()) if wave.size else 0.0

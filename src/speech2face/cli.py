@@ -71,7 +71,8 @@ def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tup
             Image.fromarray(image).save(dst)
         except InputError as exc:
             failed += 1
-            print(f"{src}: skipped: {exc}", file=sys.stderr)
+            reason = str(exc).removeprefix(f"{src}: ")  # the message may name the file already
+            print(f"{src}: skipped: {reason}", file=sys.stderr)
             continue
         except OSError as exc:
             failed += 1
@@ -176,16 +177,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speech2face", formatter_class=_HelpWithDefaults,
+    parser = _OneLineErrors(prog="speech2face", formatter_class=_HelpWithDefaults,
                                      description="Hear a few seconds of speech, draw a canonical face of the speaker.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('speech2face').__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
 
     p = sub.add_parser("reconstruct", formatter_class=_HelpWithDefaults, help="speech → a canonical face of the speaker")
     p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs")
     p.add_argument("-o", "--output", required=True, help="face.png for one clip, or a folder (DIR/<stem>.png + contact_sheet.png)")
-    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0),
-                   help="seconds per clip; longer input is cut into clips of this length and the clips that "
+    p.add_argument("--duration", type=_clip_seconds, default=6.0,
+                   help="seconds per clip, 3 to 6 (as the HTTP API takes); longer input is cut into clips of this length and the clips that "
                         "hold speech and sound like one voice are averaged")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
@@ -261,8 +262,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _clip_seconds(text: str) -> float:
+    """--duration: a number of seconds from MIN_CLIP_SECONDS to MAX_CLIP_SECONDS (argparse type)."""
+    from .limits import MAX_CLIP_SECONDS, MIN_CLIP_SECONDS
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not MIN_CLIP_SECONDS <= value <= MAX_CLIP_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value:g} s is outside {MIN_CLIP_SECONDS:g}–{MAX_CLIP_SECONDS:g} s")
+    return value
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """A bad flag is one line on stderr (and exit 2), not the usage block argparse prints."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _files_as_files(argv: list[str]) -> list[str]:
+    """Arguments that start with '-' but name an existing file ('-1nRm4tQL0A_024.76-029.96.opus',
+    as AVSpeech names clips) are files, not flags: written './-…' for argparse."""
+    return [f"./{a}" if a.startswith("-") and len(a) > 2 and Path(a).is_file() else a for a in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_files_as_files(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except (InputError, WeightsError) as exc:

@@ -27,26 +27,49 @@ class SpeechClips:
 
     clips: list[np.ndarray]  # each (clip_samples,) float32, 16 kHz
     spans: list[tuple[float, float]]  # (start s, end s) of the input each clip covers
-    input_seconds: float
-    speech_seconds: float  # VAD speech in the whole input
+    input_seconds: float  # the whole input's length
+    speech_seconds: float  # VAD speech in the part analysed
+    analysed_seconds: float = 0.0  # how much of the input was decoded and listened to (≤ input_seconds)
     notes: list[str] = field(default_factory=list)
 
 
-def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECONDS) -> SpeechClips:
+def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECONDS,
+                 input_seconds: float | None = None) -> SpeechClips:
     """A decoded mono wave at ``rate`` → the clips to encode. AudioError when it is too short,
-    silent, or holds too little speech."""
+    silent, or holds too little speech. ``input_seconds``: the whole input's length where only
+    its beginning was decoded; the error then says that only that part was examined."""
+    analysed = wave.size / rate
+    whole = max(input_seconds or 0.0, analysed)
+    try:
+        out = _speech_clips(wave, rate, seconds)
+    except AudioError as exc:
+        if whole > analysed + 0.5:
+            raise AudioError(f"{exc} — only the first {analysed:.1f} s of {whole:.1f} s were examined") from None
+        raise
+    out.input_seconds, out.analysed_seconds = whole, analysed
+    return out
+
+
+def _speech_clips(wave: np.ndarray, rate: int, seconds: float) -> SpeechClips:
     wave = audio.resample(np.asarray(wave, dtype=np.float32), rate)
     audio.check_speech(wave)
-    segments = vad.speech_segments(wave)
+    probs = vad.speech_probabilities(wave)
+    segments = vad.segments_from_probabilities(probs, wave.size)
     found = vad.speech_seconds(segments)
-    if found < MIN_SPEECH_SECONDS:
-        what = "no speech found" if found == 0 else f"too little speech: {found:.1f} s found"
-        raise AudioError(f"{what} (at least {MIN_SPEECH_SECONDS:.0f} s of someone talking is needed; "
-                         "noise, music, tones and silence are not used)")
+    notes = []
+    if found < MIN_SPEECH_SECONDS:  # speech under music or noise: listen again, less strictly
+        weak = vad.segments_from_probabilities(probs, wave.size, vad.WEAK_THRESHOLD)
+        if vad.speech_seconds(weak) < MIN_SPEECH_SECONDS:
+            what = "no speech found" if found == 0 else f"too little speech: {found:.1f} s found"
+            raise AudioError(f"{what} (at least {MIN_SPEECH_SECONDS:.0f} s of someone talking is needed; "
+                             "noise, music, tones and silence are not used)")
+        segments, found = weak, vad.speech_seconds(weak)
+        notes.append(f"the speech is faint or under music or noise (the speech detector is at most "
+                     f"{float(probs.max()):.0%} sure): the face may follow the voice less closely")
     total = wave.size / audio.SAMPLE_RATE
     n = audio.clip_samples(seconds)
     if wave.size <= n:  # the whole recording, looped up to the clip length
-        return SpeechClips([audio.fix_length(wave, n)], [(0.0, total)], total, found)
+        return SpeechClips([audio.fix_length(wave, n)], [(0.0, total)], total, found, notes=notes)
     count = int(total // seconds)
     first = (total - count * seconds) / 2  # windows tile the middle of the recording
     starts = [first + k * seconds for k in range(count)]
@@ -55,7 +78,7 @@ def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECOND
     keep = keep or [int(np.argmax(speech))]
     clips = [wave[round(starts[k] * audio.SAMPLE_RATE):][:n] for k in keep]
     clips = [audio.fix_length(c, n) for c in clips]
-    return SpeechClips(clips, [(starts[k], starts[k] + seconds) for k in keep], total, found)
+    return SpeechClips(clips, [(starts[k], starts[k] + seconds) for k in keep], total, found, notes=notes)
 
 
 def describe_spans(spans: list[tuple[float, float]]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, Union
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import FaceError
+from .limits import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 
 # --- canonical crop, with units ------------------------------------------------------------
 FACE_SIZE = 224  # px, side of the aligned square crop
@@ -25,10 +27,12 @@ FACE_SIZE = 224  # px, side of the aligned square crop
 TEMPLATE_LEFT_EYE = (0.375, 0.43)  # the eye on the image's left
 TEMPLATE_RIGHT_EYE = (0.625, 0.43)
 TEMPLATE_MOUTH = (0.5, 0.70)
-# The portrait frame the decoder draws in: the same template zoomed out about the eyes' midpoint
-# and moved down a little, so the whole head (hair, ears, jaw, top of the neck) fits the square.
-PORTRAIT_ZOOM = 0.72
-PORTRAIT_EYES_Y = 0.46  # height of the eye line in the portrait frame
+# The portrait frame the decoder draws in: the framing of the Speech2Face paper's faces and of
+# the video frames they come from (eyes ~54 px apart at 224, the head about three quarters of the
+# height, hair a few px below the top edge, the top of the neck and shoulders below the chin): the
+# template zoomed out a little about the eyes' midpoint and moved down so the hair fits.
+PORTRAIT_ZOOM = 0.96
+PORTRAIT_EYES_Y = 0.48  # height of the eye line in the portrait frame (hair tops end ~15 px below the edge)
 # Where dlib's detector boxes a face in the canonical crop (median over real aligned faces),
 # as fractions of FACE_SIZE (left, top, right, bottom): lets drawn faces skip detection.
 CANONICAL_FACE_BOX = (0.228, 0.290, 0.786, 0.844)
@@ -47,29 +51,84 @@ MOUTH_IDX = slice(48, 68)
 ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
 
 
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Integer or float pixel values → uint8 by their type's range: uint16 (16-bit PNGs, TIFFs) is
+    divided by 257, floats in [0, 1] are scaled by 255, int32 images of 16-bit data as uint16."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        top = float(np.nanmax(arr)) if arr.size else 0.0
+        scaled = arr * 255.0 if top <= 1.0 else arr
+        return np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        top = int(arr.max()) if arr.size else 0
+        if top <= 255 and arr.dtype != np.uint16:
+            return np.clip(arr, 0, 255).astype(np.uint8)
+        return (np.clip(arr, 0, 65535) / 257.0).round().astype(np.uint8)
+    raise FaceError(f"expected an image array of numbers, got dtype {arr.dtype}")
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise FaceError(f"{name}: the image is too large ({width} × {height} px; at most "
+                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted)")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise FaceError(f"{name}: the image is too small to hold a face ({width} × {height} px; "
+                        f"at least {MIN_IMAGE_SIDE} px on each side)")
+
+
 def load_image(source: ImageSource) -> np.ndarray:
-    """Any image (path, bytes, PIL, array) → RGB uint8 (H, W, 3). Raises FaceError if unreadable."""
+    """Any image (path, bytes, PIL, array) → RGB uint8 (H, W, 3), upright as its EXIF orientation
+    says, 16-bit images scaled to 8 bits. Raises FaceError if unreadable, larger than
+    MAX_IMAGE_PIXELS (checked before decoding) or smaller than MIN_IMAGE_SIDE."""
+    from PIL import ImageOps
+
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] not in (3, 4):
             raise FaceError(f"expected an RGB image array (H, W, 3), got shape {arr.shape}")
-        return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
+        _check_size(arr.shape[1], arr.shape[0], "<image>")
+        return np.ascontiguousarray(_to_uint8(arr[..., :3]))
     name = str(source) if isinstance(source, (str, Path)) else "<image>"
     try:
-        if isinstance(source, Image.Image):
-            img = source
-        elif isinstance(source, (bytes, bytearray)):
-            img = Image.open(io.BytesIO(source))
-        else:
-            img = Image.open(source)
-        img.load()
+        with warnings.catch_warnings():  # our own size limit (below) speaks for Pillow's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if isinstance(source, Image.Image):
+                img = source
+            elif isinstance(source, (bytes, bytearray)):
+                img = Image.open(io.BytesIO(source))
+            else:
+                img = Image.open(source)
     except FileNotFoundError:
         raise FaceError(f"{name}: no such file") from None
+    except Image.DecompressionBombError:
+        raise FaceError(f"{name}: the image is too large (at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+                        "are accepted)") from None
     except Exception as exc:
-        raise FaceError(f"{name}: not a readable image ({exc})") from None
+        raise FaceError(f"{name}: not a readable image ({_reason(exc)})") from None
+    _check_size(*img.size, name)
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)  # phone photos are often stored sideways with an Orientation tag
+    except Exception as exc:
+        raise FaceError(f"{name}: not a readable image ({_reason(exc)})") from None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # 16/32-bit grey: scale, do not clip to white
+        return np.repeat(_to_uint8(np.asarray(img))[..., None], 3, axis=2)
     return np.asarray(img.convert("RGB"))
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder's complaint without Python object reprs ('cannot identify image file <_io.BytesIO …>')."""
+    text = str(exc)
+    if "cannot identify image file" in text:
+        return "not an image format Pillow can read"
+    return text.split(" <", 1)[0] or type(exc).__name__
 
 
 @dataclass
@@ -236,6 +295,19 @@ def _shape_to_array(shape) -> np.ndarray:
 
 
 CNN_UPSAMPLE_BELOW = 400  # px: the CNN detector looks at smaller photos once more, upsampled ×2
+DETECT_MAX_SIDE = 1024  # px: HOG looks at a copy no larger than this (a face under 1/13 of the photo is lost)
+HOG_UPSAMPLE_MAX_SIDE = 512  # px: HOG upsamples ×2 only photos no larger than this
+CNN_MAX_SIDE = 400  # px: the CNN fallback looks at a copy no larger than this (its memory grows with the pixels)
+
+
+def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(image no larger than max_side on its long side, the factor taken: original px per copy px)."""
+    h, w = image.shape[:2]
+    factor = max(h, w) / max_side
+    if factor <= 1:
+        return image, 1.0
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), factor
 
 
 class FaceAnalyzer:
@@ -247,22 +319,35 @@ class FaceAnalyzer:
         self.upsample = upsample
         self.cnn_fallback = cnn_fallback
 
+    def _rects(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Face boxes (left, top, right, bottom) in ``image`` pixels. The detectors look at copies
+        of bounded size, so time and memory stay bounded for any photo: HOG at up to
+        DETECT_MAX_SIDE (upsampled ×2 for photos up to HOG_UPSAMPLE_MAX_SIDE), then — where it
+        finds nothing — the CNN detector at up to CNN_MAX_SIDE (upsampled once below
+        CNN_UPSAMPLE_BELOW)."""
+        if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+            return []  # dlib's detectors fail on images smaller than their window
+        scaled = lambda rects, f: [(round(r.left() * f), round(r.top() * f), round(r.right() * f),  # noqa: E731
+                                    round(r.bottom() * f)) for r in rects]
+        small, factor = _downscaled(image, DETECT_MAX_SIDE)
+        rects = list(self.models.detector(small, 0))
+        if not rects and self.upsample and max(small.shape[:2]) <= HOG_UPSAMPLE_MAX_SIDE:
+            rects = list(self.models.detector(small, self.upsample))
+        if rects or not self.cnn_fallback:
+            return scaled(rects, factor)
+        small, factor = _downscaled(image, CNN_MAX_SIDE)
+        rects = [d.rect for d in _cnn_detector()(small, 0)]
+        if not rects and max(small.shape[:2]) < CNN_UPSAMPLE_BELOW:
+            rects = [d.rect for d in _cnn_detector()(small, 1)]
+        return scaled(rects, factor)
+
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an RGB uint8 image. HOG at the native scale, then upsampled; where it finds
-        nothing (faces turned away, dark, small), dlib's CNN detector at the photo's own scale, and
-        upsampled once for photos under CNN_UPSAMPLE_BELOW px."""
+        """All faces in an RGB uint8 image (see ``_rects`` for how they are looked for), each with
+        its 5 and 68 landmarks found in the full-resolution image."""
         import dlib
 
-        rects = list(self.models.detector(image, 0))
-        if not rects and self.upsample:
-            rects = list(self.models.detector(image, self.upsample))
-        if not rects and self.cnn_fallback:
-            rects = [d.rect for d in _cnn_detector()(image, 0)]
-            if not rects and min(image.shape[:2]) < CNN_UPSAMPLE_BELOW:
-                rects = [d.rect for d in _cnn_detector()(image, 1)]
         faces = []
-        for r in rects:
-            box = (r.left(), r.top(), r.right(), r.bottom())
+        for box in self._rects(np.ascontiguousarray(image)):
             rect = dlib.rectangle(*box)
             faces.append(
                 Face(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from . import audio
 from .clips import SpeechClips, describe_spans, speech_clips
 from .errors import InputError
+from .limits import MAX_INPUT_SECONDS
 from .faces import CANONICAL_FACE_BOX, FACE_SIZE, PORTRAIT_FACE_BOX, FaceAnalyzer, ImageSource
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
 from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
@@ -115,14 +116,19 @@ class Reconstruction:
     image: np.ndarray  # (224, 224, 3) uint8 canonical face
     descriptor: np.ndarray  # (D,) predicted face descriptor
     spans: list[tuple[float, float]]  # (start s, end s) of the input the face was drawn from
-    input_seconds: float  # length of the input
-    speech_seconds: float  # speech the VAD heard in the whole input
+    input_seconds: float  # length of the whole input
+    speech_seconds: float  # speech the VAD heard in the part analysed
     notes: list[str] = field(default_factory=list)  # what a user should know (e.g. several voices)
+    analysed_seconds: Optional[float] = None  # how much of the input was listened to (None: all of it)
 
     @property
     def used(self) -> str:
-        """The seconds used, in words: '0.0–6.0 s of 6.0 s'."""
-        return f"{describe_spans(self.spans)} of {self.input_seconds:.1f} s"
+        """The seconds used, in words: '0.0–6.0 s of 6.0 s' (', the first 30.0 s analysed' when
+        the input was longer than what is listened to)."""
+        text = f"{describe_spans(self.spans)} of {self.input_seconds:.1f} s"
+        if self.analysed_seconds is not None and self.analysed_seconds < self.input_seconds - 0.05:
+            text += f" (the first {self.analysed_seconds:.1f} s analysed)"
+        return text
 
 
 class Speech2Face:
@@ -170,28 +176,29 @@ class Speech2Face:
         return (self.center + self.exaggeration * (pred - self.center)).cpu().numpy()
 
     def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], sample_rate: Optional[int] = None,
-                    duration: float = audio.CLIP_SECONDS) -> Reconstruction:
-        """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction."""
-        return self.reconstruct_many([source], sample_rate, duration)[0]
+                    duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS) -> Reconstruction:
+        """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction.
+        At most ``max_seconds`` of the input are listened to."""
+        return self.reconstruct_many([source], sample_rate, duration, max_seconds)[0]
 
     def reconstruct_many(self, sources: list, sample_rate: Optional[int] = None,
-                         duration: float = audio.CLIP_SECONDS) -> list[Reconstruction]:
+                         duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS) -> list[Reconstruction]:
         """Several inputs at once (batched); the first bad one raises its InputError."""
-        results = self.reconstruct_each(sources, sample_rate, duration)
+        results = self.reconstruct_each(sources, sample_rate, duration, max_seconds)
         for r in results:
             if isinstance(r, InputError):
                 raise r
         return results
 
-    def reconstruct_each(self, sources: list, sample_rate: Optional[int] = None,
-                         duration: float = audio.CLIP_SECONDS) -> list[Union[Reconstruction, InputError]]:
+    def reconstruct_each(self, sources: list, sample_rate: Optional[int] = None, duration: float = audio.CLIP_SECONDS,
+                         max_seconds: float = MAX_INPUT_SECONDS) -> list[Union[Reconstruction, InputError]]:
         """Several inputs at once: a Reconstruction for each, or the InputError that stopped it."""
         with one_intra_op_thread():
-            return self._reconstruct_each(sources, sample_rate, duration)
+            return self._reconstruct_each(sources, sample_rate, duration, max_seconds)
 
-    def _reconstruct_each(self, sources: list, sample_rate: Optional[int], duration: float) -> list:
+    def _reconstruct_each(self, sources: list, sample_rate: Optional[int], duration: float, max_seconds: float) -> list:
         with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
-            prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration), sources))
+            prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
         good = [p for p in prepared if isinstance(p, SpeechClips)]
         if not good:
             return prepared
@@ -204,18 +211,33 @@ class Speech2Face:
                 continue
             clips, desc, image = next(drawn)
             results.append(Reconstruction(image, desc, clips.spans, clips.input_seconds, clips.speech_seconds,
-                                          clips.notes))
+                                          clips.notes, clips.analysed_seconds))
         return results
 
     @staticmethod
-    def prepare(source, sample_rate: Optional[int], duration: float) -> SpeechClips:
-        """One input → its speech clips (decoded, resampled, checked, VAD-selected)."""
+    def prepare(source, sample_rate: Optional[int], duration: float,
+                max_seconds: float = MAX_INPUT_SECONDS) -> SpeechClips:
+        """One input → its speech clips (decoded up to ``max_seconds``, resampled, checked, VAD-selected)."""
+        duration = audio.check_duration(duration)
+        if isinstance(source, torch.Tensor):
+            source = source.detach().cpu().numpy()
+        if isinstance(source, (list, tuple, np.generic)):
+            source = np.asarray(source)
         if isinstance(source, np.ndarray):
             if sample_rate is None:
                 raise InputError("a wave array needs its sample_rate")
-            return speech_clips(audio.wave_from_array(source, sample_rate), int(sample_rate), duration)
-        wave, rate = audio.read_audio(source)
-        return speech_clips(wave, rate, duration)
+            if source.dtype.kind not in "iuf":
+                raise InputError(f"a wave array must hold numbers (integer PCM or floats), not {source.dtype}")
+            wave = audio.wave_from_array(source, sample_rate)  # capped at MAX_INPUT_SECONDS
+            whole = max(source.shape) / sample_rate if source.ndim else 0.0  # samples lie along the longer axis
+            return speech_clips(wave[:round(max_seconds * sample_rate)], int(sample_rate), duration, input_seconds=whole)
+        if not isinstance(source, (str, Path, bytes, bytearray, memoryview)) and not hasattr(source, "read"):
+            raise InputError("expected an audio file (path or bytes) or a wave array with its sample_rate, "
+                             f"got {type(source).__name__}")
+        if hasattr(source, "read"):
+            source = source.read()
+        wave, rate = audio.read_audio(source, max_seconds=max_seconds)
+        return speech_clips(wave, rate, duration, input_seconds=audio.probe_seconds(source))
 
 
 def _attempt(fn, *args):

@@ -69,9 +69,12 @@ def load_weights(path: Path, expected_sha256: Optional[str] = None) -> tuple[dic
     actual = sha256_of(path)
     if actual != expected_sha256:
         raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
-    with safe_open(str(path), framework="pt") as f:
-        config = json.loads((f.metadata() or {}).get("config", "{}"))
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors' SafetensorError, a bad JSON config, …
+        raise WeightsError(f"{path} is not a readable safetensors weights file ({exc})") from None
     for name in [k for k in tensors if k.endswith(INT8_SCALE)]:  # rows stored as int8 (quantize_rows)
         base = name[: -len(INT8_SCALE)]
         tensors[base] = tensors[base].float() * tensors.pop(name)

@@ -11,7 +11,10 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
 from torch.utils.data import IterableDataset, get_worker_info
+
+from ..errors import InputError
 
 
 def list_shards(paths: Union[str, Path, Sequence[Union[str, Path]]]) -> list[Path]:
@@ -20,9 +23,11 @@ def list_shards(paths: Union[str, Path, Sequence[Union[str, Path]]]) -> list[Pat
         paths = [paths]
     shards: list[Path] = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder (shards are made by speech2face prepare)")
         shards.extend(sorted(p.glob("shard-*.tar")) if p.is_dir() else [p])
     if not shards:
-        raise FileNotFoundError(f"no shards (shard-*.tar) in {', '.join(map(str, paths))}")
+        raise InputError(f"no shards (shard-*.tar) in {', '.join(map(str, paths))}: make them with speech2face prepare")
     return shards
 
 

@@ -1,35 +1,47 @@
-"""Is a drawn face canonical? Two measures on the image itself: a closed mouth (from the 68
-landmarks dlib finds on the drawing) and a plain light background around the head.
+"""Is a drawn face a canonical portrait? Four measures on the image and the 68 landmarks dlib finds
+on it, defined as the independent scorer defines them (``../shared/docs/ANCHORS.md``):
 
-* Mouth: the inner-lip gap — mean vertical distance between the inner upper lip (points 61, 62,
-  63) and the inner lower lip (67, 66, 65) — divided by the mouth's width (48 to 54). A closed
-  mouth reads 0–0.05 here (lips touch; landmark noise); talking or smiling mouths showing teeth
-  read 0.1–0.4. Closed: below MOUTH_CLOSED_BELOW.
-* Background: the top band (the upper 8 % of rows) and the upper sides (the outer 8 % of columns
-  over the upper half) — where a portrait shows background, never the face. Plain and light: the
-  band's mean grey level at least BACKGROUND_MIN_LEVEL and its standard deviation at most
-  BACKGROUND_MAX_SD (grey levels, 0–255).
+* **Eyes apart** (framing): the distance between the means of points 36–41 and 42–47, in pixels of
+  the 224 px image. The paper's faces and the video frames they come from: ~55 px.
+* **Inner-face detail**: the image scaled so the eyes are 64 px apart, grey, then the variance of
+  the 4-neighbour Laplacian inside the polygon through the brows (17–26) and back along the lower
+  lip (54–59, 48). It counts eyes, brows, nose, lips and skin — not the silhouette's edge, which a
+  whole-image sharpness would count. Photos: ~40; the paper's decoder: ~15.
+* **Mouth closed**: the mean distance of the inner-lip pairs 61–67, 62–66, 63–65 below
+  ``MOUTH_CLOSED_BELOW`` of the eye distance.
+* **Plain light background**: the top ``BAND_PX`` rows and the ``BAND_PX`` side strips of the upper
+  half — where a portrait shows background, never the face — have a mean grey level of at least
+  ``BACKGROUND_MIN_LEVEL`` and a spread of at most ``BACKGROUND_MAX_SD`` (grey levels, 0–255).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MOUTH_CLOSED_BELOW = 0.08  # inner-lip gap / mouth width
-BAND = 0.08  # share of the height (top band) and width (sides) inspected
+MOUTH_CLOSED_BELOW = 0.06  # inner-lip gap / eye distance
+BAND_PX = 8  # rows at the top and columns at the sides inspected for the background
 BACKGROUND_MIN_LEVEL = 200.0  # mean grey level of a light background
 BACKGROUND_MAX_SD = 12.0  # grey-level spread of a plain one
+DETAIL_EYE_DISTANCE = 64.0  # px: the scale at which inner-face detail is measured
 
 UPPER_INNER_LIP = (61, 62, 63)
 LOWER_INNER_LIP = (67, 66, 65)
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
+INNER_FACE = (*range(17, 27), 54, 55, 56, 57, 58, 59, 48)  # brows, then back along the lower lip
+GREY = np.array([0.299, 0.587, 0.114])
+
+
+def eye_distance(landmarks68: np.ndarray) -> float:
+    """(68, 2) landmarks → distance between the two eyes' mean points, px."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    return float(np.linalg.norm(lm[RIGHT_EYE].mean(0) - lm[LEFT_EYE].mean(0)))
 
 
 def inner_lip_gap(landmarks68: np.ndarray) -> float:
-    """(68, 2) landmarks → inner-lip gap as a share of mouth width."""
+    """(68, 2) landmarks → mean distance of the inner-lip pairs, as a share of the eye distance."""
     lm = np.asarray(landmarks68, dtype=np.float64)
-    gap = np.mean(np.abs(lm[list(LOWER_INNER_LIP), 1] - lm[list(UPPER_INNER_LIP), 1]))
-    width = np.linalg.norm(lm[54] - lm[48])
-    return float(gap / max(width, 1e-6))
+    gap = np.linalg.norm(lm[list(LOWER_INNER_LIP)] - lm[list(UPPER_INNER_LIP)], axis=1).mean()
+    return float(gap / max(eye_distance(lm), 1e-6))
 
 
 def mouth_closed(landmarks68: np.ndarray) -> bool:
@@ -40,17 +52,41 @@ def gap_is_closed(gap: float) -> bool:
     return gap < MOUTH_CLOSED_BELOW
 
 
+def laplacian(grey: np.ndarray) -> np.ndarray:
+    """(H, W) → (H - 2, W - 2): the 4-neighbour Laplacian of the interior pixels."""
+    return (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1])
+
+
+def inner_face_detail(image: np.ndarray, landmarks68: np.ndarray) -> float:
+    """(H, W, 3) uint8 image and its (68, 2) landmarks → Laplacian variance inside the inner face,
+    the image first scaled so the eyes are DETAIL_EYE_DISTANCE px apart."""
+    from PIL import Image, ImageDraw
+
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    scale = DETAIL_EYE_DISTANCE / max(eye_distance(lm), 1e-6)
+    h, w = image.shape[:2]
+    size = (max(3, round(w * scale)), max(3, round(h * scale)))
+    scaled = np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize(size, Image.Resampling.BICUBIC))
+    grey = scaled.astype(np.float64) @ GREY
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in lm[list(INNER_FACE)] * scale], fill=1)
+    inside = np.asarray(mask, bool)[1:-1, 1:-1]
+    if inside.sum() < 2:
+        return 0.0
+    return float(laplacian(grey)[inside].var())
+
+
 def is_plain_light(level: float, sd: float) -> bool:
     """A background band of this mean grey level and spread is plain and light."""
     return level >= BACKGROUND_MIN_LEVEL and sd <= BACKGROUND_MAX_SD
 
 
 def background_band(image: np.ndarray) -> np.ndarray:
-    """The grey levels of the top band and the upper sides of an (H, W, 3) uint8 image: (n,)."""
-    grey = np.asarray(image, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+    """The grey levels of the top rows and the upper side strips of an (H, W, 3) uint8 image: (n,)."""
+    grey = np.asarray(image, dtype=np.float64) @ GREY
     h, w = grey.shape
-    top, side = max(1, round(BAND * h)), max(1, round(BAND * w))
-    parts = [grey[:top], grey[top:h // 2, :side], grey[top:h // 2, w - side:]]
+    b = min(BAND_PX, h // 2, w // 2) or 1
+    parts = [grey[:b], grey[b:h // 2, :b], grey[b:h // 2, w - b:]]
     return np.concatenate([p.ravel() for p in parts])
 
 

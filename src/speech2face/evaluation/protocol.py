@@ -82,11 +82,16 @@ def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dic
 
 def canonical_shares(scores: list[ImageScore]) -> dict:
     """Share of drawings with a closed mouth (among those with a face found) and with a plain light
-    background (among all readable ones); thresholds in ``evaluation.canonical``."""
+    background (among all readable ones), and the medians of the framing (eyes apart, px) and the
+    inner-face detail; definitions in ``evaluation.canonical``."""
     mouths = [s.mouth_closed for s in scores if s.mouth_closed is not None]
     backgrounds = [s.plain_background for s in scores if s.plain_background is not None]
+    eyes = [s.eye_distance for s in scores if s.eye_distance is not None]
+    detail = [s.detail for s in scores if s.detail is not None]
+    median = lambda v: float(np.median(v)) if v else None
     return {"mouth_closed_share": float(np.mean(mouths)) if mouths else None,
-            "plain_background_share": float(np.mean(backgrounds)) if backgrounds else None}
+            "plain_background_share": float(np.mean(backgrounds)) if backgrounds else None,
+            "eye_distance_median": median(eyes), "detail_median": median(detail)}
 
 
 def _demographics(recon: list[ImageScore], true: list[ImageScore], rows: list[dict]) -> dict:

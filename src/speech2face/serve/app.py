@@ -18,8 +18,11 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from ..errors import InputError
+from ..limits import MAX_CLIP_SECONDS, MIN_CLIP_SECONDS
 from ..runtime import available_cpus
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB
@@ -98,6 +101,10 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
                max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None) -> FastAPI:
     """The app; ``load`` returns the Speech2Face model (default: the shipped weights on CPU)."""
 
+    # uploads stay in memory (starlette spools parts over 1 MB to a temporary file): they are at
+    # most max_upload_bytes, and nothing a user sends is to touch the disk
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes + 1)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from ..pipeline import load_model
@@ -115,15 +122,21 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     async def bad_request(request: Request, exc: RequestValidationError):
         return JSONResponse({"error": "; ".join(_validation_message(e) for e in exc.errors())}, status_code=422)
 
+    # one error shape for every status: {"error": "…"} (FastAPI's own is {"detail": …})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        return JSONResponse({"error": "internal error: the request could not be answered"}, status_code=500)
+
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.state.limiter)
 
     def reconstruct(data: bytes, duration: float):
-        from .. import audio
-
         model = app.state.model
-        wave, rate = audio.read_audio(data, max_seconds=max_seconds)
-        result = model.reconstruct(wave, sample_rate=rate, duration=duration)
+        result = model.reconstruct(data, duration=duration, max_seconds=max_seconds)
         return result, _attributes(result.image, model.renderer.face_box)
 
     def error(exc: InputError) -> JSONResponse:
@@ -138,9 +151,13 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         return {"status": "ok", "model_loaded": getattr(app.state, "model", None) is not None}
 
     @app.post("/api/reconstruct", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-    async def api_reconstruct(audio: UploadFile = File(..., description="speech, any common audio format"),
+    async def api_reconstruct(request: Request,
+                              audio: UploadFile = File(..., description="speech, any common audio format"),
                               format: str = Query("png", pattern="^(png|json)$"),
-                              duration: float = Query(6.0, ge=3.0, le=6.0)):
+                              duration: float = Query(6.0, ge=MIN_CLIP_SECONDS, le=MAX_CLIP_SECONDS)):
+        if len((await request.form()).getlist("audio")) > 1:
+            return JSONResponse({"error": "form field 'audio': send one recording per request, not several"},
+                                status_code=422)
         data = await audio.read()
         try:
             result, attributes = await run(reconstruct, data, duration)
@@ -149,11 +166,13 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         png = _png(result.image)
         used = {"spans_seconds": [[round(a, 2), round(b, 2)] for a, b in result.spans],
                 "input_seconds": round(result.input_seconds, 2), "speech_seconds": round(result.speech_seconds, 2),
-                "analysed_up_to_seconds": max_seconds, "text": result.used, "notes": result.notes}
+                "analysed_up_to_seconds": round(result.analysed_seconds, 2), "text": result.used, "notes": result.notes}
         if format == "png":
             spans = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in result.spans)  # ASCII: HTTP headers are latin-1
             return Response(png, media_type="image/png",
-                            headers={"X-Speech-Used": f"{spans} s of {result.input_seconds:.1f} s"})
+                            headers={"X-Speech-Used": f"{spans} s of {result.input_seconds:.1f} s"
+                                     + (f" (first {result.analysed_seconds:.1f} s analysed)"
+                                        if result.analysed_seconds < result.input_seconds - 0.05 else "")})
         return {"image_png_base64": base64.b64encode(png).decode(), "descriptor": result.descriptor.round(5).tolist(),
                 "attributes": attributes, "used": used, "notice": NOTICE}
 

@@ -17,9 +17,11 @@ colour where its hair should be. At drawing time the averaged silhouette is made
 head is drawn on the background rather than a fog of the heads a descriptor could belong to.
 With ``--refiner-minutes N``, stage 2 trains the detail refiner to restore real portraits from
 blurred copies (``train_refiner``), checkpointed and resumable: re-run the same command after a
-kill. Identities are split by ``speech2face.data.splits``: dev faces are never fitted on, and the
+kill. Stage 3 (``training.calibrate_drawing``) draws training faces, reads them with the torch
+port of dlib and folds the inverse of that read-out into the linear heads, so a drawing reads as
+the descriptor it was drawn from. Identities are split by ``speech2face.data.splits``: dev faces are never fitted on, and the
 refiner also leaves the 'val' identities out, so the choice to ship it is made on faces it never
-saw. ``--face-crop`` trains the earlier decoder (face crop inside a head ellipse, 128 px).
+saw.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.warp import tps_warp
 from ..runtime import available_cpus
 from ..weights import quantize_rows, save_weights
-from .heads import plausible_region
+from .calibrate_drawing import calibrate_drawing
+from .heads import fill_mouths, plausible_region
 from .runs import Run
 
 
@@ -56,16 +59,18 @@ class FaceDecoderTrainConfig:
     refiner_minutes: float = 0.0  # wall-clock budget of stage 2 (CPU); 0 = no refiner
     refiner_lr: float = 5e-4
     refiner_patch: int = 96  # px windows the refiner trains on (0: whole images)
-    blur_sigma: tuple[float, float] = (0.6, 1.8)  # px at the decoder's size: the blur the refiner learns to undo
+    blur_sigma: tuple[float, float] = (0.6, 2.2)  # px at the decoder's size: the blur the refiner learns to undo
+    edge_weight: float = 1.0  # refiner: L1 on the image gradients too, so edges are restored, not only levels
     background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
     checkpoint_every: int = 100  # steps
     limit: int | None = None  # faces, for a quick try
-    decoder: dict = field(default_factory=lambda: FaceDecoderConfig(size=224, portrait=True, alpha=True,
-                                                                    refiner_unshuffle=2).to_dict())
+    decoder: dict = field(default_factory=lambda: FaceDecoderConfig().to_dict())
     refiner_channels: tuple[int, ...] = (16, 32, 64, 128)
     close_mouths: bool = True  # landmark targets and the mean shape with the lips together (neutral mouth)
     mouth_gap: float = 0.02  # inner-lip gap left by close_mouths, as a share of mouth width (keeps the warp regular)
     workers: int = 0  # processes for head masks (0: the CPUs available)
+    calibration_rounds: int = 2  # stage 3: rounds of the drawing calibration (0: none)
+    calibration_faces: int = 1500  # training faces drawn and read per round
 
 
 def load_faces(shards: list[str], size: int, limit: int | None = None, portrait: bool = False) -> dict:
@@ -92,23 +97,6 @@ def load_faces(shards: list[str], size: int, limit: int | None = None, portrait:
         "desc": torch.from_numpy(np.stack(descs)).float(),
         "speakers": speakers,
     }
-
-
-def face_mask(landmarks: torch.Tensor, size: int, feather: float = 0.08) -> torch.Tensor:
-    """Soft ellipse around face and hair from 68 landmarks: (N, 68, 2) → (N, 1, S, S) in [0, 1].
-
-    Without a segmentation model the head is approximated by an ellipse spanning the jaw width
-    (widened for hair), from well above the brows (hair) down to the chin.
-    """
-    jaw_left, jaw_right, chin = landmarks[:, 0], landmarks[:, 16], landmarks[:, 8]
-    brows_y = landmarks[:, 17:27, 1].mean(1)
-    width = (jaw_right[:, 0] - jaw_left[:, 0]).clamp_min(1.0)
-    top, bottom = brows_y - 0.75 * width, chin[:, 1] + 0.05 * width
-    cx, cy = (jaw_left[:, 0] + jaw_right[:, 0]) / 2, (top + bottom) / 2
-    a, b = 0.68 * width, (bottom - top) / 2
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
-    r = (((xs - cx[:, None, None]) / a[:, None, None]) ** 2 + ((ys - cy[:, None, None]) / b[:, None, None]) ** 2).sqrt()
-    return torch.sigmoid((1 - r) / feather)[:, None]
 
 
 def border_connected(flat: torch.Tensor) -> torch.Tensor:
@@ -141,24 +129,6 @@ def photographed_area(images: torch.Tensor) -> torch.Tensor:
     r = max(2, x.shape[-1] // 32)
     valid = -F.max_pool2d(-valid, 2 * r + 1, 1, r)
     return F.avg_pool2d(valid, 2 * r + 1, 1, r, count_include_pad=False)
-
-
-def plain_background(images: torch.Tensor, landmarks: torch.Tensor, color: tuple[int, int, int],
-                     batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Canonical targets: outside the head ellipse a plain colour; inside it the photo.
-
-    Returns ``(targets uint8 (N, 3, S, S), known uint8 (N, 1, S, S))``: ``known`` is 0 where the
-    head ellipse reaches beyond the photographed area (tight crops such as UTKFace cut hair and
-    forehead off): there the target is unknown and the losses leave the decoder free.
-    """
-    targets, known = [], []
-    bg = torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1)
-    for i in range(0, len(images), batch):
-        chunk = images[i:i + batch]
-        head, photo = face_mask(landmarks[i:i + batch], images.shape[-1]), photographed_area(chunk)
-        targets.append((chunk.float() * head + bg * (1 - head)).round().byte())
-        known.append(((1 - head * (1 - photo)) * 255).round().byte())
-    return torch.cat(targets), torch.cat(known)
 
 
 UPPER_INNER_LIP, LOWER_INNER_LIP = list(canonical.UPPER_INNER_LIP), list(canonical.LOWER_INNER_LIP)
@@ -319,21 +289,17 @@ def fit_linear(model: FaceDecoder, desc: torch.Tensor, landmarks: torch.Tensor, 
 
 
 def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoderConfig) -> dict:
-    """Faces at the decoder's size (cached in the run folder) with their canonical targets: for a
-    portrait decoder with a silhouette, heads cut out by GrabCut (also cached); otherwise the
-    head ellipse of the earlier decoders."""
+    """Portraits at the decoder's size (cached in the run folder) with their canonical targets:
+    heads cut out by GrabCut (also cached), mouths painted shut."""
     cache = run.folder / "faces.pt"
     if cache.is_file():
         data = torch.load(cache, weights_only=False)
     else:
         t = time.time()
-        data = load_faces(cfg.shards, dcfg.size, cfg.limit, portrait=dcfg.portrait)
+        data = load_faces(cfg.shards, dcfg.size, cfg.limit, portrait=True)
         torch.save(data, cache)
         print(f"loaded {len(data['speakers'])} faces in {time.time() - t:.0f} s", flush=True)
     data["tuning"] = [tuning_split_of(s) for s in data["speakers"]]
-    if not dcfg.alpha:
-        data["targets"], data["known"] = plain_background(data["images"], data["landmarks"], tuple(cfg.background))
-        return data
     photographed = torch.cat([(photographed_area(data["images"][i:i + 256]) * 255).round().byte()
                               for i in range(0, len(data["images"]), 256)])  # (N, 1, S, S) uint8: 11 k faces fit in memory
     heads_cache = run.folder / "heads.pt"
@@ -345,7 +311,8 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
         torch.save(heads, heads_cache)
         print(f"cut {len(heads)} heads out in {time.time() - t:.0f} s", flush=True)
     region = plausible_region(data["landmarks"], dcfg.size)  # (N, 1, S, S) bool
-    data.update(head_targets(data.pop("images"), heads * region, photographed, region, tuple(dcfg.background)))
+    images = fill_mouths(data.pop("images"), data["landmarks"]) if cfg.close_mouths else data.pop("images")
+    data.update(head_targets(images, heads * region, photographed, region, tuple(dcfg.background)))
     return data
 
 
@@ -363,12 +330,9 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     model.mean_landmarks.copy_(mean)
     t = time.time()
     fit_lm = data["landmarks"][fit_idx]
-    if dcfg.alpha:  # each photo warped from its own landmarks onto the (closed-mouth) mean shape
-        textures = shape_free_textures(data.pop("textures")[fit_idx], fit_lm, mean)
-        known_textures = shape_free_textures(data.pop("known_textures")[fit_idx], fit_lm, mean)
-    else:
-        textures = shape_free_textures(data["targets"][fit_idx], fit_lm, mean)
-        known_textures = shape_free_textures(data["known"][fit_idx].expand(-1, 3, -1, -1), fit_lm, mean)
+    # each photo warped from its own landmarks onto the (closed-mouth) mean shape
+    textures = shape_free_textures(data.pop("textures")[fit_idx], fit_lm, mean)
+    known_textures = shape_free_textures(data.pop("known_textures")[fit_idx], fit_lm, mean)
     fit_linear(model, data["desc"][fit_idx], drawn[fit_idx], textures, known_textures, cfg.ridge, cfg.em_iterations)
     del textures, known_textures
     result = {"fit_faces": len(fit_idx), "dev_faces": int((split == "dev").sum()), "fit_seconds": time.time() - t}
@@ -376,12 +340,20 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     run.log(stage="linear", **result)
     if model.refiner is not None:
         result.update(train_refiner(run, cfg, model, data, np.flatnonzero(split == "train")))
+    if cfg.calibration_rounds:
+        t = time.time()
+        train_idx = np.flatnonzero(split == "train")
+        pick = np.random.default_rng(cfg.seed).choice(train_idx, min(cfg.calibration_faces, len(train_idx)), replace=False)
+        history = calibrate_drawing(model, data["desc"][pick], cfg.calibration_rounds)
+        result.update(calibration=history, calibration_seconds=time.time() - t)
+        run.log(stage="calibration", rounds=history)
     if export is not None:
         config = {"model": "FaceDecoder", "decoder": dcfg.to_dict(), "training": result,
                   "reproduce": f"python -m speech2face.training.face_decoder {' '.join(cfg.shards)} --out {cfg.out}"
                                + (f" --size {dcfg.size}" if dcfg.size != 224 else "")
-                               + ("" if dcfg.portrait else " --face-crop")
-                               + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")}
+                               + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")
+                               + (f" --calibration-rounds {cfg.calibration_rounds}"
+                                  if cfg.calibration_rounds != FaceDecoderTrainConfig.calibration_rounds else "")}
         # the texture map (4 × 224² outputs × 128) is stored as int8 rows with a scale each: a quarter
         # of its float32 size, within one grey level of the float decoder's drawings
         tensors = quantize_rows(model.state_dict(), {"texture_head.weight"})
@@ -413,6 +385,20 @@ def random_patches(target: torch.Tensor, known: torch.Tensor, patch: int,
     corners = rng.integers(0, size - patch + 1, size=(len(target), 2))
     pick = lambda x: torch.stack([img[:, y:y + patch, x0:x0 + patch] for img, (y, x0) in zip(x, corners)])
     return pick(target), pick(known)
+
+
+def restoration_loss(restored: torch.Tensor, target: torch.Tensor, known: torch.Tensor, edge_weight: float) -> torch.Tensor:
+    """L1 of (B, 3, P, P) images on the known pixels (B, 1, P, P), plus ``edge_weight`` × L1 of their
+    horizontal and vertical differences: a pixel loss alone is met by a restoration a little softer
+    than the photo (the safe middle of the edges it could draw); matching the gradients asks for
+    the edge itself."""
+    loss = ((restored - target).abs() * known).mean()
+    if edge_weight:
+        for dim in (2, 3):
+            d_restored, d_target = restored.diff(dim=dim), target.diff(dim=dim)
+            both = known.narrow(dim, 0, known.shape[dim] - 1) * known.narrow(dim, 1, known.shape[dim] - 1)
+            loss = loss + edge_weight * ((d_restored - d_target).abs() * both).mean()
+    return loss
 
 
 def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, data: dict, train_idx: np.ndarray) -> dict:
@@ -449,7 +435,7 @@ def train_refiner(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, dat
         flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
         target[flip], known[flip] = target[flip].flip(3), known[flip].flip(3)
         sigma = torch.empty(len(idx)).uniform_(lo, hi)
-        loss = ((model.refiner(gaussian_blur(target, sigma)) - target).abs() * known).mean()
+        loss = restoration_loss(model.refiner(gaussian_blur(target, sigma)), target, known, cfg.edge_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -474,17 +460,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="wall-clock budget of the detail refiner (0: linear decoder only)")
     parser.add_argument("--batch-size", type=int, default=FaceDecoderTrainConfig.batch_size)
     parser.add_argument("--limit", type=int, help="use only the first N faces")
+    parser.add_argument("--calibration-rounds", type=int, default=FaceDecoderTrainConfig.calibration_rounds,
+                        help="rounds of the drawing calibration through the dlib port (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=224, help="side of the decoded face (px)")
-    parser.add_argument("--face-crop", action="store_true",
-                        help="the earlier decoder: the tight face crop inside a head ellipse, no silhouette "
-                             "(default: portraits — whole heads cut out by GrabCut, a silhouette, closed mouths)")
     args = parser.parse_args(argv)
-    portrait = not args.face_crop
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
-                                 refiner_minutes=args.refiner_minutes, limit=args.limit, close_mouths=portrait,
-                                 decoder={**FaceDecoderConfig().to_dict(), "size": args.size, "portrait": portrait,
-                                          "alpha": portrait, "refiner_unshuffle": 2 if args.size >= 192 else 1})
+                                 refiner_minutes=args.refiner_minutes, limit=args.limit,
+                                 calibration_rounds=args.calibration_rounds,
+                                 decoder={**FaceDecoderConfig().to_dict(), "size": args.size,
+                                          "refiner_unshuffle": 2 if args.size >= 192 else 1})
     print(train(cfg, Path(args.export) if args.export else None))
 
 

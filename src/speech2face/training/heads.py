@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 ITERATIONS = 4  # GrabCut refinements
+HAIR_ABOVE_BROWS = 0.68  # face widths: the highest a head may reach above the brows (plausible_region)
+OUTER_LIP, INNER_LIP = list(range(48, 60)), list(range(60, 68))
 
 
 def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarray | None = None) -> np.ndarray:
@@ -71,18 +73,50 @@ def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarr
 
 def plausible_region(landmarks: torch.Tensor, size: int) -> torch.Tensor:
     """Where a head can be at all, from (N, 68, 2) landmarks: an ellipse around face and hair
-    (at most 0.85 face widths to each side of the midline, 0.95 above the brows) and the top of
-    the neck (down to half a face width below the chin; below it, clothes). (N, 1, S, S) bool.
-    GrabCut keeps background it has no sure sample of (tight crops show little of it); cutting
-    its masks to this region keeps walls and screens out, and outside it the decoder knows there
-    is no head, even where the photo does not reach."""
+    (at most 0.85 face widths to each side of the midline, HAIR_ABOVE_BROWS above the brows:
+    in the portrait frame that ends a few px below the top edge, so the background shows above
+    even the fullest hair, as in the paper's portraits), the neck from
+    under the chin to the frame's lower edge, widening into the shoulders below it. (N, 1, S, S)
+    bool. GrabCut keeps background it has no sure sample of (tight crops show little of it);
+    cutting its masks to this region keeps walls and screens out, and outside it the decoder knows
+    there is no head, even where the photo does not reach. The neck runs off the bottom of the
+    frame, as in a photograph, rather than ending in a cut."""
     jaw = (landmarks[:, 16, 0] - landmarks[:, 0, 0]).clamp_min(1.0)[:, None, None]  # (N, 1, 1)
     mid_x = landmarks[:, 27:31, 0].mean(1)[:, None, None]
-    top = landmarks[:, 17:27, 1].amin(1)[:, None, None] - 0.95 * jaw
+    top = landmarks[:, 17:27, 1].amin(1)[:, None, None] - HAIR_ABOVE_BROWS * jaw
     chin = landmarks[:, 8, 1][:, None, None]
     bottom = chin + 0.1 * jaw
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
                             indexing="ij")
     ellipse = ((xs - mid_x) / (0.85 * jaw)) ** 2 + ((ys - (top + bottom) / 2) / ((bottom - top) / 2)) ** 2 <= 1
-    neck = ((xs - mid_x).abs() < 0.42 * jaw) & (ys > chin - 0.2 * jaw) & (ys < chin + 0.5 * jaw)
+    # neck 0.42 face widths to each side, then the shoulders' slope from 0.25 face widths under the chin
+    half_width = 0.42 * jaw + 1.2 * (ys - (chin + 0.25 * jaw)).clamp_min(0)
+    neck = ((xs - mid_x).abs() < half_width) & (ys > chin - 0.2 * jaw)
     return (ellipse | neck)[:, None]
+
+
+def fill_mouths(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, S, S) photos, (N, 68, 2) landmarks → the same photos with the inside of each
+    mouth (the inner-lip polygon, widened 1 px) painted in the colour of its lips.
+
+    The decoder draws closed mouths by warping every photo onto a closed-mouth shape; a talking
+    mouth's teeth and dark inside are squeezed into the line between the lips, and averaged over
+    thousands of faces that line reads to a landmark detector as parted lips. Painted over first,
+    the lips meet."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    out = images.clone()
+    size = images.shape[-1]
+    for i in range(len(images)):
+        lm = landmarks[i].numpy()
+        inner, lips = Image.new("L", (size, size), 0), Image.new("L", (size, size), 0)
+        ImageDraw.Draw(inner).polygon([tuple(p) for p in lm[INNER_LIP]], fill=255, outline=255)
+        ImageDraw.Draw(lips).polygon([tuple(p) for p in lm[OUTER_LIP]], fill=255)
+        inner = np.asarray(inner.filter(ImageFilter.MaxFilter(3))) > 0
+        ring = (np.asarray(lips) > 0) & ~inner
+        if not inner.any() or ring.sum() < 4:
+            continue
+        photo = images[i].numpy()
+        colour = np.median(photo[:, ring], axis=1)  # (3,) the lips' colour
+        out[i, :, torch.from_numpy(inner)] = torch.from_numpy(colour.round().astype(np.uint8))[:, None]
+    return out
