@@ -128,14 +128,14 @@ def test_close_mouths_closes_talking_mouths_only(shared_data):
 
 def test_shipped_decoder_draws_closed_mouths_on_plain_backgrounds(shared_data):
     """Real talking frames mostly fail both measures; the drawings made from the same photos'
-    descriptors pass them."""
+    descriptors pass them, in the paper's framing and with more inner-face detail than its decoder."""
     from speech2face.faces import FaceAnalyzer, load_image
     from speech2face.pipeline import load_decoder
 
     renderer = load_decoder(device="cpu")
     analyzer = FaceAnalyzer()
     photos = sorted((PAIRS / "faces").glob("*.jpg"))[100:124]
-    drawn_closed, drawn_plain, true_closed, true_plain = [], [], [], []
+    drawn_closed, drawn_plain, true_closed, true_plain, eyes, detail = [], [], [], [], [], []
     for path in photos:
         image = load_image(path)
         true_closed.append(canonical.mouth_closed(analyzer.detect(image)[0].landmarks68))
@@ -145,8 +145,12 @@ def test_shipped_decoder_draws_closed_mouths_on_plain_backgrounds(shared_data):
         assert len(found) == 1
         drawn_closed.append(canonical.mouth_closed(found[0].landmarks68))
         drawn_plain.append(canonical.background_stats(face)["plain_light"])
+        eyes.append(canonical.eye_distance(found[0].landmarks68))
+        detail.append(canonical.inner_face_detail(face, found[0].landmarks68))
     assert np.mean(true_closed) < 0.7 and np.mean(true_plain) < 0.2
     assert np.mean(drawn_closed) >= 0.95 and np.mean(drawn_plain) >= 0.9
+    assert 50 <= np.median(eyes) <= 58  # the paper's framing (the photos: ~54 px)
+    assert np.median(detail) >= 18  # photos ~40, the paper's decoder ~15
 
 
 def test_portrait_decoder_training_resumes_after_a_kill(shared_data, tmp_path):
