@@ -171,6 +171,38 @@ def test_every_error_has_one_json_shape(server):
     assert "too small" in errors["dot.png"]
 
 
+@pytest.mark.slow
+def test_memory_stays_bounded_over_hundreds_of_varied_requests(server):
+    """Reconstructions (6 s and 3 s), matches with a 9-megapixel faceless photo, and broken uploads:
+    after the first requests have warmed the models, 160 more leave the server's RSS within 150 MB."""
+    base, proc = server
+    rss_mb = lambda: int(open(f"/proc/{proc.pid}/status").read().split("VmRSS:")[1].split()[0]) / 1024  # noqa: E731
+    faces = sorted((PAIRS / "faces").glob("*.jpg"))
+    buf = io.BytesIO()
+    __import__("PIL.Image").Image.new("RGB", (3000, 3000), (200, 180, 160)).save(buf, format="PNG")
+    big = buf.getvalue()
+
+    def request(i: int) -> None:
+        kind = i % 4
+        if kind == 0:
+            httpx.post(f"{base}/api/reconstruct?format=json", files={"audio": ("a.opus", clip_bytes(i))}, timeout=60)
+        elif kind == 1:
+            httpx.post(f"{base}/api/match", timeout=60, files=[("audio", ("a.opus", clip_bytes(i))),
+                                                               ("faces", ("f.jpg", faces[i].read_bytes())),
+                                                               ("faces", ("big.png", big))])
+        elif kind == 2:
+            httpx.post(f"{base}/api/reconstruct", files={"audio": ("n.wav", b"RIFF" + bytes(100))}, timeout=60)
+        else:
+            httpx.post(f"{base}/api/reconstruct?duration=3", files={"audio": ("a.opus", clip_bytes(i))}, timeout=60)
+
+    for i in range(40):
+        request(i)
+    warm = rss_mb()
+    for i in range(40, 200):
+        request(i)
+    assert rss_mb() - warm < 150, (warm, rss_mb())
+
+
 def test_audio_sent_twice_is_refused_not_silently_replaced(server):
     base, _ = server
     r = httpx.post(f"{base}/api/reconstruct", timeout=60,
