@@ -57,6 +57,13 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
     Returns ``(wave, sample_rate)`` with ``wave`` of shape (N,). Raises AudioError with a
     message a user can act on for empty, unreadable, truncated or non-audio input.
     """
+    wave, rate, _ = decode_audio(source, max_seconds)
+    return wave, rate
+
+
+def decode_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> tuple[np.ndarray, int, float]:
+    """``read_audio`` plus the whole input's length in seconds: the samples decoded, or, where
+    decoding stopped at ``max_seconds``, the length the file's header gives (it may be far longer)."""
     data, name = _as_bytes(source)
     if len(data) == 0:
         raise AudioError(f"{name}: the file is empty")
@@ -65,7 +72,7 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
     decoders = (_read_soundfile, _read_pyav) if suffix in _SOUNDFILE_SUFFIXES else (_read_pyav, _read_soundfile)
     for decode in decoders:
         try:
-            wave, rate = decode(data, max_seconds)
+            wave, rate, header_seconds = decode(data, max_seconds)
             break
         except NoAudioTrack:
             raise AudioError(f"{name}: the file has no audio track (a video without sound?)") from None
@@ -78,35 +85,9 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
         raise AudioError(f"{name}: the file holds no audio samples (truncated or empty stream)")
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
-    return wave, rate
-
-
-def probe_seconds(source: AudioSource) -> Optional[float]:
-    """The length a file's header gives (s), without decoding it; None where it says nothing."""
-    try:
-        data, _ = _as_bytes(source)
-    except AudioError:
-        return None
-    try:
-        import soundfile as sf
-
-        info = sf.info(io.BytesIO(data))
-        if info.frames > 0 and info.samplerate:
-            return info.frames / info.samplerate
-    except Exception:
-        pass
-    try:
-        import av
-
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if container.duration:
-                return container.duration / 1_000_000  # av.time_base
-            stream = container.streams.audio[0]
-            if stream.duration and stream.time_base:
-                return float(stream.duration * stream.time_base)
-    except Exception:
-        pass
-    return None
+    decoded = wave.size / rate
+    stopped_early = wave.size >= int(max_seconds * rate)  # the rest was not decoded: the header knows it
+    return wave, rate, max(header_seconds or 0.0, decoded) if stopped_early else decoded
 
 
 class NoAudioTrack(Exception):
@@ -140,7 +121,8 @@ def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
     return source.read(), getattr(source, "name", "<stream>")
 
 
-def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
+    """(mono wave up to max_seconds, rate, the header's length in s or None)."""
     import soundfile as sf
 
     with sf.SoundFile(io.BytesIO(data)) as f:
@@ -148,10 +130,12 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
         frames = f.frames if 0 < f.frames < limit else limit
         wave = f.read(frames=frames, dtype="float32", always_2d=True)  # (N, C)
         rate = f.samplerate
-    return wave.mean(axis=1), rate
+        header_seconds = f.frames / rate if f.frames > 0 else None
+    return wave.mean(axis=1), rate, header_seconds
 
 
-def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
+    """(mono wave up to max_seconds, rate, the container's length in s or None)."""
     import av
 
     chunks, total = [], 0
@@ -159,6 +143,12 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise NoAudioTrack
         stream = container.streams.audio[0]
+        if container.duration:
+            header_seconds = container.duration / av.time_base
+        elif stream.duration and stream.time_base:
+            header_seconds = float(stream.duration * stream.time_base)
+        else:
+            header_seconds = None
         rate = stream.codec_context.sample_rate or stream.rate
         if not rate:
             raise ValueError("audio stream without a sample rate")
@@ -172,7 +162,7 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
             if total >= limit:
                 break
     wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return wave[:limit], rate
+    return wave[:limit], rate, header_seconds
 
 
 # --- arrays from Python callers ---------------------------------------------------------------
@@ -197,9 +187,9 @@ def check_sample_rate(sample_rate) -> int:
     return int(sample_rate)
 
 
-def wave_from_array(array, sample_rate) -> np.ndarray:
+def wave_from_array(array, sample_rate, max_seconds: float = MAX_INPUT_SECONDS) -> np.ndarray:
     """A wave array as numpy users hold it → mono float32 in [-1, 1] at its own rate, at most
-    MAX_INPUT_SECONDS long (the rest is not analysed, as for files).
+    ``max_seconds`` long (the rest is not analysed, as for files).
 
     Integer PCM is scaled by its type (int16 as ``scipy.io.wavfile.read`` returns it, int32,
     uint8 centred on 128); int64 — what ``np.array`` makes of a list of ints — by the range its
@@ -228,7 +218,7 @@ def wave_from_array(array, sample_rate) -> np.ndarray:
         wave = wave.mean(axis=channel_axis)
     elif wave.ndim != 1:
         raise AudioError(f"a wave array must be 1-D (samples) or 2-D (with a channel axis), got shape {x.shape}")
-    wave = wave[:round(MAX_INPUT_SECONDS * sample_rate)]
+    wave = wave[:round(max_seconds * sample_rate)]
     if not np.all(np.isfinite(wave)):
         raise AudioError("the audio holds NaN or infinite samples")
     peak = float(np.abs(wave).max()) if wave.size else 0.0

@@ -32,7 +32,7 @@ TEMPLATE_MOUTH = (0.5, 0.70)
 # height, hair a few px below the top edge, the top of the neck and shoulders below the chin): the
 # template zoomed out a little about the eyes' midpoint and moved down so the hair fits.
 PORTRAIT_ZOOM = 0.96
-PORTRAIT_EYES_Y = 0.48  # height of the eye line in the portrait frame (hair tops end ~15 px below the edge)
+PORTRAIT_EYES_Y = 0.48  # height of the eye line in the portrait frame (the hair ends a few px below the top)
 # Where dlib's detector boxes a face in the canonical crop (median over real aligned faces),
 # as fractions of FACE_SIZE (left, top, right, bottom): lets drawn faces skip detection.
 CANONICAL_FACE_BOX = (0.228, 0.290, 0.786, 0.844)
@@ -49,8 +49,6 @@ RIGHT_EYE_IDX = slice(42, 48)
 MOUTH_IDX = slice(48, 68)
 
 ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
-
-
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -228,16 +228,14 @@ class Speech2Face:
                 raise InputError("a wave array needs its sample_rate")
             if source.dtype.kind not in "iuf":
                 raise InputError(f"a wave array must hold numbers (integer PCM or floats), not {source.dtype}")
-            wave = audio.wave_from_array(source, sample_rate)  # capped at MAX_INPUT_SECONDS
+            wave = audio.wave_from_array(source, sample_rate, max_seconds)
             whole = max(source.shape) / sample_rate if source.ndim else 0.0  # samples lie along the longer axis
-            return speech_clips(wave[:round(max_seconds * sample_rate)], int(sample_rate), duration, input_seconds=whole)
+            return speech_clips(wave, int(sample_rate), duration, input_seconds=whole)
         if not isinstance(source, (str, Path, bytes, bytearray, memoryview)) and not hasattr(source, "read"):
             raise InputError("expected an audio file (path or bytes) or a wave array with its sample_rate, "
                              f"got {type(source).__name__}")
-        if hasattr(source, "read"):
-            source = source.read()
-        wave, rate = audio.read_audio(source, max_seconds=max_seconds)
-        return speech_clips(wave, rate, duration, input_seconds=audio.probe_seconds(source))
+        wave, rate, whole = audio.decode_audio(source, max_seconds)
+        return speech_clips(wave, rate, duration, input_seconds=whole)
 
 
 def _attempt(fn, *args):

@@ -61,7 +61,6 @@ class FaceDecoderTrainConfig:
     refiner_patch: int = 96  # px windows the refiner trains on (0: whole images)
     blur_sigma: tuple[float, float] = (0.6, 2.2)  # px at the decoder's size: the blur the refiner learns to undo
     edge_weight: float = 1.0  # refiner: L1 on the image gradients too, so edges are restored, not only levels
-    background: tuple[int, int, int] = (236, 236, 236)  # plain light background of the canonical face
     checkpoint_every: int = 100  # steps
     limit: int | None = None  # faces, for a quick try
     decoder: dict = field(default_factory=lambda: FaceDecoderConfig().to_dict())
@@ -73,12 +72,12 @@ class FaceDecoderTrainConfig:
     calibration_faces: int = 1500  # training faces drawn and read per round
 
 
-def load_faces(shards: list[str], size: int, limit: int | None = None, portrait: bool = False) -> dict:
-    """Every face sample → uint8 images (N, 3, S, S), landmarks (N, 68, 2) in S px, descriptors (N, D), speakers.
-    ``portrait``: the zoomed-out portrait crops (whole heads) instead of the face crops."""
+def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
+    """Every face sample's portrait crop (the whole head) → uint8 images (N, 3, S, S), landmarks
+    (N, 68, 2) in S px, descriptors (N, D), speakers."""
     from PIL import Image
 
-    image_field, landmark_field = ("portrait", "portrait_lm68") if portrait else ("face", "lm68")
+    image_field, landmark_field = "portrait", "portrait_lm68"
     images, landmarks, descs, speakers = [], [], [], []
     for sample in ShardDataset(shards, fields=[image_field, landmark_field, "desc"]):
         if image_field not in sample:
@@ -296,7 +295,7 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
         data = torch.load(cache, weights_only=False)
     else:
         t = time.time()
-        data = load_faces(cfg.shards, dcfg.size, cfg.limit, portrait=True)
+        data = load_faces(cfg.shards, dcfg.size, cfg.limit)
         torch.save(data, cache)
         print(f"loaded {len(data['speakers'])} faces in {time.time() - t:.0f} s", flush=True)
     data["tuning"] = [tuning_split_of(s) for s in data["speakers"]]
