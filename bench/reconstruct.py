@@ -38,11 +38,35 @@ def measure(model, clips: list[Path], label: str) -> dict:
         times.append(time.perf_counter() - t)
     batch = clips[:32]
     t = time.perf_counter()
-    model.reconstruct_many(batch)
+    model.reconstruct_each(batch)
     rate = len(batch) / (time.perf_counter() - t)
     print(f"{label}: cold CLI one clip {cold:.2f} s; warm per 6 s clip median {statistics.median(times) * 1000:.0f} ms, "
           f"p95 {np.percentile(times, 95) * 1000:.0f} ms (n={len(times)}); batch of {len(batch)}: {rate:.1f} clips/s")
     return {"cold": cold, "warm": statistics.median(times), "batch": rate}
+
+
+def attributes_cost(model, clips: list[Path]) -> None:
+    """Warm latency per clip without what the voice tells (no read-out, no steering), with it (the
+    default), and with 4 variations, on the same clips, interleaved so drift hits all alike."""
+    def plain(clip):
+        attributes, steer = model.attributes, model.steer
+        model.attributes, model.steer = None, False
+        try:
+            model.reconstruct(clip)
+        finally:
+            model.attributes, model.steer = attributes, steer
+
+    runs = {"without voice attributes": plain, "default": model.reconstruct,
+            "variations=4": lambda c: model.reconstruct(c, variations=4)}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for clip in clips:
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn(clip)
+            times[name].append(time.perf_counter() - t)
+    base = statistics.median(times["without voice attributes"])
+    print("warm per clip: " + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms ({statistics.median(v) / base:.2f}x)"
+                                        for k, v in times.items()))
 
 
 def main() -> None:
@@ -65,6 +89,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores ({available_cpus()} available), torch "
           f"{torch.__version__}, {torch.get_num_threads()} intra-op thread(s), {model.workers} workers")
     quiet = measure(model, clips, "quiet")
+    attributes_cost(model, clips)
     if args.busy:
         with busy(args.busy):
             loaded = measure(model, clips, f"{args.busy} busy processes")

@@ -1,14 +1,16 @@
 """Rebuild the README's images (model outputs only; the true faces stay in ../shared).
 
-    python docs/make_images.py reports/dev --previous-decoder OLD.safetensors [--previous-voice OLD.safetensors]
+    python docs/make_images.py reports/dev [--voice-weights V] [--decoder-weights D] [--attributes-weights A]
 
-* ``portraits_dev.png``: 8 dev speakers, a fixed random sample: each speaker's true face
-  descriptor drawn by the previous decoder and by this one, then the voice drawn by both
-  (previous voice encoder + previous decoder; shipped encoder + shipped decoder). The same sheet
-  with the true photos as its first row is written to ``--photos-out`` (default
+Give the models that never saw dev (the release is refit on every pair, dev included).
+
+* ``portraits_dev.png``: 8 dev speakers, a fixed random sample: the decoder on each speaker's
+  true face descriptor, then the voice drawn as the head predicts it, drawn with the voice's
+  gender and group (the product), and two more faces of the voice (``variations``). The same
+  sheet with the true photos as its first row is written to ``--photos-out`` (default
   ``reports/portraits_dev_with_photos.png``), outside the repository: the photos stay in ../shared.
-* ``dev_voice_reconstructions.png``: 24 dev voices drawn by the shipped model, from
-  ``reports/dev/reconstructions`` (``speech2face evaluate ... --split dev --out reports/dev``).
+* ``dev_voice_reconstructions.png``: 24 dev voices, from ``reports/dev/reconstructions``
+  (``speech2face evaluate ... --split dev --out reports/dev``).
 """
 
 from __future__ import annotations
@@ -54,27 +56,28 @@ def dev_speakers(count: int = 8) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dev_report", type=Path, help="speech2face evaluate ... --split dev --out DIR")
-    parser.add_argument("--previous-decoder", required=True, help="the previous release's face decoder weights")
-    parser.add_argument("--previous-voice", help="the previous release's voice encoder (default: the shipped one)")
+    parser.add_argument("--voice-weights", help="voice head that never saw dev (default: the shipped one)")
+    parser.add_argument("--decoder-weights", help="face decoder that never saw dev (default: the shipped one)")
+    parser.add_argument("--attributes-weights", help="voice attributes fitted without dev (default: the shipped ones)")
     parser.add_argument("--photos-out", type=Path, default=Path("reports/portraits_dev_with_photos.png"),
                         help="the sheet with the true photos on top (not for the repository)")
     args = parser.parse_args()
     from speech2face import load_model
-    from speech2face.faces import FaceAnalyzer
+    from speech2face.faces import FaceAnalyzer, load_image
 
-    ours = load_model(device="cpu")
-    before = load_model(args.previous_voice, args.previous_decoder, device="cpu")
+    ours = load_model(args.voice_weights, args.decoder_weights, device="cpu", attributes_weights=args.attributes_weights)
+    plain = load_model(args.voice_weights, args.decoder_weights, device="cpu",
+                       attributes_weights=args.attributes_weights, steer=False)
     analyzer = FaceAnalyzer()
     stems = dev_speakers()
     descriptors = np.stack([analyzer.descriptor(PAIRS / "faces" / f"{s}.jpg") for s in stems])
     clips = [PAIRS / "audio" / f"{s}.opus" for s in stems]
-    rows = [before.renderer.decode(descriptors), ours.renderer.decode(descriptors),
-            [r.image for r in before.reconstruct_many(clips)], [r.image for r in ours.reconstruct_many(clips)]]
-    labels = ["previous decoder,\ntrue descriptor", "this decoder,\ntrue descriptor", "previous,\nfrom the voice",
-              "this release,\nfrom the voice"]
+    steered = ours.reconstruct_each(clips, variations=3)
+    rows = [ours.renderer.decode(descriptors), [r.image for r in plain.reconstruct_each(clips)],
+            [r.image for r in steered], [r.variations[1] for r in steered], [r.variations[2] for r in steered]]
+    labels = ["decoder on the\ntrue descriptor", "voice, drawn as\npredicted", "voice, its gender\nand group drawn",
+              "another face\nof the voice", "and another"]
     sheet([img for row in rows for img in row], len(stems), labels, label_width=120).save(OUT / "portraits_dev.png")
-    from speech2face.faces import load_image
-
     photos = [load_image(PAIRS / "faces" / f"{s}.jpg") for s in stems]
     args.photos_out.parent.mkdir(parents=True, exist_ok=True)
     sheet([img for row in [photos, *rows] for img in row], len(stems), ["true photo", *labels],

@@ -104,7 +104,7 @@ def test_background_measure_on_a_plain_and_a_busy_frame():
 
 def test_close_mouths_closes_talking_mouths_only(shared_data):
     from speech2face.faces import FaceAnalyzer
-    from speech2face.training.face_decoder import close_mouths
+    from speech2face.training.decoder_targets import close_mouths
 
     analyzer = FaceAnalyzer()
     gaps, landmarks = [], []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from speech2face.models.dlib_resnet import (
-    DlibFaceNet, add_padded, chip_transform, default_weights_path, dlib_face_net, extract_chips, read_dlib_network)
+from speech2face.dlib_weights import default_weights_path, dlib_face_net, read_dlib_network
+from speech2face.models.dlib_resnet import DlibFaceNet, add_padded, chip_transform, extract_chips
 
 from conftest import PAIRS, need_shared_data
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from speech2face.models.face_decoder import FaceDecoder, FaceDecoderConfig
-from speech2face.training.face_decoder import (FaceDecoderTrainConfig, fit_linear, gaussian_blur, set_descriptor_range,
-                                               train_refiner)
+from speech2face.training.decoder_fit import fit_linear, set_descriptor_range
+from speech2face.training.face_decoder import FaceDecoderTrainConfig
+from speech2face.training.refiner import gaussian_blur, train_refiner
 from speech2face.training.runs import Run
 from speech2face.models.warp import border_points, tps_apply, tps_fit, tps_warp
 from speech2face.weights import WeightsError, load_weights, save_weights
@@ -173,7 +174,7 @@ def test_gaussian_blur_keeps_flat_images_and_blurs_more_with_larger_sigma():
 def test_restoration_loss_counts_lost_edges():
     """Zero for the target itself; a blurred copy costs more with the edge term than without;
     unknown pixels cost nothing."""
-    from speech2face.training.face_decoder import restoration_loss
+    from speech2face.training.refiner import restoration_loss
 
     target = checkerboard(32, 4).expand(2, 3, 32, 32)
     known = torch.ones(2, 1, 32, 32)

@@ -6,7 +6,6 @@ InputError that names what is wrong, before any work."""
 from __future__ import annotations
 
 import io
-import resource
 import subprocess
 import sys
 import time

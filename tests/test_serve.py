@@ -83,10 +83,32 @@ def test_reconstruct_png_and_json(server):
     body = r.json()
     assert r.status_code == 200 and len(body["descriptor"]) == 128 and body["image_png_base64"]
     assert "not the speaker's face" in body["notice"]
-    assert body["attributes"]["gender"] in ("male", "female") and body["attributes"]["age_range"]
+    assert body["drawn_face_attributes"]["gender"] in ("male", "female") and body["drawn_face_attributes"]["age_range"]
+    told = body["voice_attributes"]
+    assert abs(told["gender"]["male"] + told["gender"]["female"] - 1) < 1e-3
+    assert told["age"]["interval_80"][0] < told["age"]["years"] < told["age"]["interval_80"][1]
+    assert body["voice_attributes_text"].split(",")[0].endswith(" %)") and body["variations_png_base64"] == []
     assert body["used"]["spans_seconds"] == [[0.0, 6.0]] and body["used"]["input_seconds"] == 6.0
     assert body["used"]["text"] == "0.0–6.0 s of 6.0 s" and body["used"]["notes"] == []
     assert httpx.get(f"{base}/openapi.json").json()["paths"]["/api/reconstruct"]
+
+
+def test_variations_and_voice_attributes(server):
+    base, _ = server
+    r = httpx.post(f"{base}/api/reconstruct?format=json&variations=3", files={"audio": ("c.opus", clip_bytes(2))}, timeout=60)
+    body = r.json()
+    assert r.status_code == 200 and len(body["variations_png_base64"]) == 2
+    faces = [body["image_png_base64"]] + body["variations_png_base64"]
+    assert len(set(faces)) == 3  # three different faces
+    assert body["voice_attributes"]["ethnicity"]["drawn_as"] in body["voice_attributes"]["ethnicity"]
+
+
+@pytest.mark.parametrize("value", ["0", "100", "abc", "2.5", "-1"])
+def test_bad_variations_are_a_clear_422(server, value):
+    base, _ = server
+    r = httpx.post(f"{base}/api/reconstruct?format=json&variations={value}", files={"audio": ("c.opus", clip_bytes(0))},
+                   timeout=60)
+    assert r.status_code == 422 and "query parameter 'variations'" in r.json()["error"]
 
 
 @pytest.mark.parametrize("kind", ["noise", "tone"])
@@ -280,6 +302,115 @@ def test_32_concurrent_requests(server):
     assert codes == [200] * 32
 
 
+def _metric(base: str, name: str, **labels) -> float:
+    """The value of one sample of /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+
+
+def test_concurrent_requests_are_batched_and_draw_the_same_faces(server):
+    """12 requests at once run in a few batches and draw what each clip draws alone."""
+    base, _ = server
+    clips = [clip_bytes(i) for i in range(12)]
+    alone = [_pixels(post(base, c).content) for c in clips]
+    batches_before = _metric(base, "speech2face_batch_size_count")
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda c: post(base, c), clips))
+    assert [r.status_code for r in together] == [200] * 12
+    for a, r in zip(alone, together):
+        assert np.abs(a - _pixels(r.content)).max() <= 1  # batched drawing: within a grey level
+    batches = _metric(base, "speech2face_batch_size_count") - batches_before
+    assert batches < 12, "concurrent requests were not batched"
+
+
+@pytest.mark.slow
+def test_a_request_whose_client_left_is_dropped(server):
+    """While a batch of long uploads is being analysed, another client gives up waiting: its
+    request leaves the queue without running."""
+    base, _ = server
+    import soundfile as sf
+
+    speech = np.asarray(sf.read(io.BytesIO(clip_bytes(5)))[0], np.float32)
+    long_wav = wav_bytes(np.tile(speech, 5)[: 30 * 16_000])  # 30 s of speech: 10 clips of 3 s
+    before = _metric(base, "speech2face_dropped_total", reason="client disconnected")
+
+    def long_request():
+        t = time.perf_counter()
+        r = httpx.post(f"{base}/api/reconstruct?duration=3&variations=12", files={"audio": ("long.wav", long_wav)},
+                       timeout=120)
+        return r.status_code, time.perf_counter() - t
+
+    with ThreadPoolExecutor(16) as pool:
+        busy = [pool.submit(long_request) for _ in range(16)]  # one full batch
+        time.sleep(0.3)
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{base}/api/reconstruct", files={"audio": ("c.opus", clip_bytes(6))}, timeout=0.3)
+        results = [f.result() for f in busy]
+    assert all(code == 200 for code, _ in results)
+    assert min(seconds for _, seconds in results) > 0.8, "the batch was too quick for the test to mean anything"
+    deadline = time.time() + 10
+    while time.time() < deadline and _metric(base, "speech2face_dropped_total", reason="client disconnected") <= before:
+        time.sleep(0.2)
+    assert _metric(base, "speech2face_dropped_total", reason="client disconnected") == before + 1
+
+
+def test_metrics_move_with_the_requests_sent(server):
+    base, _ = server
+    ok = _metric(base, "speech2face_requests_total", route="/api/reconstruct", status="200")
+    bad = _metric(base, "speech2face_requests_total", route="/api/reconstruct", status="422")
+    no_speech = _metric(base, "speech2face_refusals_total", reason="no speech")
+    post(base, clip_bytes(0))
+    post(base, clip_bytes(1), fmt="json")
+    tone = wav_bytes((0.3 * np.sin(2 * np.pi * 440 * np.arange(96_000) / 16_000)).astype(np.float32))
+    assert post(base, tone, name="tone.wav").status_code == 422
+    assert _metric(base, "speech2face_requests_total", route="/api/reconstruct", status="200") == ok + 2
+    assert _metric(base, "speech2face_requests_total", route="/api/reconstruct", status="422") == bad + 1
+    assert _metric(base, "speech2face_refusals_total", reason="no speech") == no_speech + 1
+    assert _metric(base, "speech2face_request_seconds_count", route="/api/reconstruct") >= 3
+    assert _metric(base, "speech2face_queue_depth") == 0
+
+
+def test_match_refuses_more_photos_than_its_limit(server):
+    base, _ = server
+    photos = [("faces", (f"{i}.png", _blank_png())) for i in range(33)]
+    r = httpx.post(f"{base}/api/match", files=[("audio", ("v.opus", clip_bytes(0)))] + photos, timeout=60)
+    assert r.status_code == 422 and "at most 32 photos" in r.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_request_past_its_time_limit_is_a_503(shared_data):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port), "--timeout", "0.01"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).json()["model_loaded"]:
+                    break
+            except Exception:
+                time.sleep(0.3)
+        r = post(base, clip_bytes(0), fmt="json")
+        assert r.status_code == 503 and "time limit of 0.01 s" in r.json()["error"]
+        assert _metric(base, "speech2face_refusals_total", reason="time limit") == 1
+        assert alive(base)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_match_api(server):
     base, _ = server
     faces = sorted((PAIRS / "faces").glob("*.jpg"))[:3]
@@ -315,6 +446,7 @@ def test_match_says_which_face_of_a_group_photo_was_scored(server, face_analyzer
     assert ranking[faces[0].name]["faces_found"] == 1 and "note" not in ranking[faces[0].name]
 
 
+@pytest.mark.slow
 def test_docs_work_offline_in_a_browser(server):
     base, _ = server
     chromium, playwright = need_chromium()
@@ -359,6 +491,7 @@ def test_match_cli(shared_data):
 
 
 # --- the page in a real browser ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_page_upload_shows_a_face(server, tmp_path):
     base, _ = server
     chromium, playwright = need_chromium()
@@ -371,13 +504,26 @@ def test_page_upload_shows_a_face(server, tmp_path):
         page.set_input_files("#file", str(clip))
         page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
         assert page.evaluate("document.getElementById('face').naturalWidth") == 224
-        assert "voice, age around" in page.inner_text("#attributes")
+        assert "face, age around" in page.inner_text("#attributes")
+        assert " voice (" in page.inner_text("#voice") or "gender uncertain" in page.inner_text("#voice")
+        assert "about" in page.inner_text("#voice") and "ethnicity" in page.inner_text("#voice")
         assert page.inner_text("#used") == "Drawn from the speech at 0.0–6.0 s of 6.0 s."
-        page.screenshot(path=str(tmp_path / "upload.png"))
+        page.wait_for_function("[...document.querySelectorAll('#more img')].filter(i => i.naturalWidth === 224).length === 3",
+                               timeout=10_000)  # the page's default: 4 faces
+        page.select_option("#variations", "1")
+        page.set_input_files("#file", [])
+        page.set_input_files("#file", str(clip))
+        page.wait_for_function("document.getElementById('status').textContent === 'Done.' && "
+                               "document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
+        assert page.evaluate("document.querySelectorAll('#more img').length") == 0
+        shown = _pixels(page.locator("#face").screenshot())[..., :3]  # what the page shows where the face is
         browser.close()
-    assert (tmp_path / "upload.png").stat().st_size > 10_000
+    assert abs(shown.shape[0] - 226) <= 1 and abs(shown.shape[1] - 226) <= 1  # 224 px and its border (±1 rounding)
+    inner = shown[40:190, 60:166]  # the middle of the portrait: a face, not the page's grey or a blank
+    assert inner.std() > 20 and np.abs(inner.mean(axis=(0, 1)) - 244).max() > 30
 
 
+@pytest.mark.slow
 def test_page_says_when_there_is_no_speech(server, tmp_path):
     base, _ = server
     chromium, playwright = need_chromium()
@@ -412,16 +558,18 @@ def test_page_clears_the_previous_face_when_the_next_upload_fails(server, tmp_pa
         page.goto(base)
         page.set_input_files("#file", str(clip))
         page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
-        assert page.is_visible("#face") and "voice, age around" in page.inner_text("#attributes")
+        assert page.is_visible("#face") and "face, age around" in page.inner_text("#attributes")
         page.set_input_files("#file", str(tmp_path / "noise.wav"))
         page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
         assert page.inner_text("#status").startswith("no speech found")
         assert not page.evaluate("document.getElementById('face').getAttribute('src')")
         assert not page.is_visible("#face")
         assert page.inner_text("#attributes") == "" and page.inner_text("#used") == ""
+        assert page.inner_text("#voice") == "" and page.evaluate("document.querySelectorAll('#more img').length") == 0
         browser.close()
 
 
+@pytest.mark.slow
 def test_page_records_from_a_fake_microphone(server, tmp_path):
     base, _ = server
     chromium, playwright = need_chromium()

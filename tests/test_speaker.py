@@ -52,3 +52,21 @@ def test_same_speaker_closer_than_different_speakers(pair_rows):
     same = [float(emb[p[0]] @ emb[p[1]]) for p in people]
     different = [float(emb[a[0]] @ emb[b[0]]) for i, a in enumerate(people) for b in people[i + 1:]]
     assert np.mean(same) > np.mean(different) + 0.1
+
+
+def test_shipped_weights_are_resemblyzers_converted():
+    """assets/speaker_encoder_ge2e.safetensors holds exactly resemblyzer's LSTM and linear layer,
+    and the runtime needs no resemblyzer to load it."""
+    import importlib.util
+
+    import torch
+
+    from speech2face.speaker import resemblyzer_weights_path
+
+    if importlib.util.find_spec("resemblyzer") is None:
+        pytest.skip("resemblyzer (the weights' source) is not installed: pip install -e '.[test]'")
+    original = torch.load(resemblyzer_weights_path(), map_location="cpu", weights_only=True)["model_state"]
+    shipped = speaker_encoder().state_dict()
+    assert set(shipped) == {k for k in original if k.startswith(("lstm.", "linear."))}
+    for name, tensor in shipped.items():
+        assert torch.equal(tensor, original[name]), name

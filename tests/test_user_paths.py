@@ -252,3 +252,14 @@ def test_contact_sheet_labels_are_wrapped_not_cut():
     faces = [np.full((224, 224, 3), 200, np.uint8)] * 3
     sheet = contact_sheet(faces, [name, "short", long])
     assert sheet.size == (3 * 160, 160 + 2 + 3 * 12)
+
+
+def test_help_and_bad_flags_do_not_import_torch():
+    """`--help` and a bad flag answer before torch is imported (it takes ~0.9 s)."""
+    code = ("import sys\nfrom speech2face.cli import main\n"
+            "for argv in (['--help'], ['reconstruct', '--help'], ['train', '--help'], ['evaluate', '--help'], "
+            "['reconstruct', 'a.wav', '-o', 'x.png', '--variations', 'abc'], ['nonsense']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip().splitlines()[-1] == "False", r.stderr[-2000:]

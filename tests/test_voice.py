@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def _final_weights(out: Path) -> dict:
     return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["speech2face", "drawn"])
 def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path, objective):
     epochs = 60 if objective == "speech2face" else 16
@@ -160,6 +162,7 @@ def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path, object
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -172,5 +175,54 @@ def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if "epoch" in r and "stage" not in r]
     assert [r["epoch"] for r in epochs] == [0, 1, 2]  # rank 0 logs once per epoch
-    assert epochs[0]["world_size"] == 2 and epochs[0]["samples_per_rank"] * 2 <= epochs[0]["train_samples"]
+    assert epochs[0]["world_size"] == 2
+    data = torch.load(out / "pairs_spk_all.pt", weights_only=False)  # written once, by rank 0
+    split = np.array(data["split"])
+    train, val = set(np.flatnonzero(split == "train").tolist()), np.flatnonzero(split == "val")
+    assert len(data["speakers"]) == 24  # every pair loaded, not one rank's half
+    parts = [set(json.loads((out / f"rank_samples_{r}.json").read_text())["samples"]) for r in (0, 1)]
+    assert parts[0] | parts[1] == train  # together the whole train split …
+    assert len(parts[0] & parts[1]) <= 1 and len(parts[0]) == len(parts[1])  # … disjoint but for padding, equal steps
+    assert epochs[0]["train_samples"] == len(train) and epochs[0]["samples_per_rank"] == -(-len(train) // 2)
+    assert epochs[0]["val_samples"] == len(val) > 0  # validation on all of val
     assert (out / "voice.safetensors").is_file() and json.loads((out / "config.json").read_text())["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_release_fit_on_every_pair_is_reproduced_by_its_recorded_command(voice_shards, tmp_path):
+    """--fit-on all trains on every pair (no val left: the last epoch and a fixed exaggeration);
+    the weights record the exact command, and running that command again from nothing writes a
+    file with the same sha256."""
+    import shlex
+
+    from speech2face.weights import load_weights
+
+    out, export = tmp_path / "release", tmp_path / "voice.safetensors"
+    cmd = ["speech2face", "train", str(voice_shards), "--out", str(out), "--epochs", "3", "--batch-size", "4",
+           "--seed", "1", "--decoder-weights", str(tmp_path / "no-decoder"), "--fit-on", "all",
+           "--exaggeration", "1.25", "--export", str(export)]
+    run = lambda argv: subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=600)  # noqa: E731
+    first = run(cmd)
+    assert first.returncode == 0, first.stderr[-2000:]
+    _, config = load_weights(export)
+    assert config["reproduce"] == shlex.join(cmd)
+    assert config["exaggeration"] == 1.25 and config["training"]["fit_on"] == "all"
+    assert config["training"]["n_train"] == 24  # train, val and dev speakers alike
+    sha = export.with_name(export.name + ".sha256").read_text().split()[0]
+    shutil.rmtree(out)
+    export.unlink()
+    again = run(shlex.split(config["reproduce"]))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert export.with_name(export.name + ".sha256").read_text().split()[0] == sha
+    no_factor = run(cmd[:-4] + ["--out", str(tmp_path / "x")])
+    assert no_factor.returncode != 0 and "--fit-on all needs --exaggeration" in no_factor.stderr
+
+
+def test_the_torch_free_train_config_matches_the_models_defaults():
+    from dataclasses import asdict
+
+    from speech2face.training.voice_config import VoiceTrainConfig
+
+    cfg = VoiceTrainConfig()
+    assert cfg.loss == asdict(LossConfig(distill_weight=0.1))
+    assert cfg.encoder == VoiceEncoderConfig().to_dict()

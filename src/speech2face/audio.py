@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from .errors import AudioError
-from .limits import MAX_CLIP_SECONDS, MAX_INPUT_SECONDS, MAX_SAMPLE_RATE, MIN_CLIP_SECONDS, MIN_SAMPLE_RATE
+from .limits import (CLIP_SECONDS, MAX_CLIP_SECONDS, MAX_INPUT_SECONDS, MAX_SAMPLE_RATE,  # noqa: F401 (CLIP_SECONDS: audio.CLIP_SECONDS)
+                     MIN_CLIP_SECONDS, MIN_SAMPLE_RATE)
 
 # --- constants, with units ----------------------------------------------------------------
 SAMPLE_RATE = 16_000  # Hz
-CLIP_SECONDS = 6.0  # s, the paper's default input length (3.0 also supported)
 WINDOW_SECONDS = 0.025  # s, Hann window
 HOP_SECONDS = 0.010  # s
 N_FFT = 512  # FFT points (window zero-padded to this)

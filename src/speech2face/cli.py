@@ -39,7 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(Path(args.data), Path(args.images) if args.images else None, Path(args.out), pool=args.pool,
                        repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
                        baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
-                       decoder_weights=args.decoder_weights, split=args.split)
+                       decoder_weights=args.decoder_weights, split=args.split, steer=not args.no_steer)
     from .evaluation.report import fmt
 
     for name, s in metrics["systems"].items():
@@ -50,6 +50,11 @@ def _evaluate(args: argparse.Namespace) -> int:
               f"face found {fmt(s['quality']['face_detected_share'], 0, 100)} %  "
               f"mouth closed {fmt(s['quality'].get('mouth_closed_share'), 0, 100)} %  "
               f"plain background {fmt(s['quality'].get('plain_background_share'), 0, 100)} %")
+    told = metrics.get("voice_attributes")
+    if told:
+        print(f"what the voice tells: gender {fmt(told['gender']['accuracy'], 1, 100)} % (ECE {fmt(told['gender']['ece'], 3)}), "
+              f"age r {fmt(told['age']['r'], 2)} (80 % interval holds {fmt(told['age']['interval_80_coverage'], 0, 100)} %), "
+              f"ethnicity {fmt(told['ethnicity']['accuracy'], 1, 100)} % (ECE {fmt(told['ethnicity']['ece'], 3)})")
     pool = next(iter(metrics["systems"].values()))["retrieval"]["pool_size"]
     if pool < args.pool:
         print(f"note: only {metrics['speakers_scored']} speakers were scored, so each retrieval pool holds {pool} "
@@ -59,15 +64,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tuple[str, object]], int]:
-    """``draw(input) → image`` for each input, saved to its output; bad inputs are reported and skipped.
-    Returns the (stem, image) pairs written and the number of failures."""
+def _write_each(inputs: list[Path], outputs: list[Path], draw, announce: bool = True) -> tuple[list[tuple[str, object]], int]:
+    """``draw(input, output) → image`` (or (image, further paths it wrote)) for each input, saved to
+    its output; bad inputs are reported and skipped. Returns the (stem, image) pairs written and the
+    number of failures."""
     from PIL import Image
 
     done, failed = [], 0
     for src, dst in zip(inputs, outputs):
         try:
-            image = draw(src)
+            drawn = draw(src, dst)
+            image, also = drawn if isinstance(drawn, tuple) else (drawn, [])
             Image.fromarray(image).save(dst)
         except InputError as exc:
             failed += 1
@@ -79,7 +86,8 @@ def _write_each(inputs: list[Path], outputs: list[Path], draw) -> tuple[list[tup
             print(f"{dst}: could not be written: {exc.strerror or exc}", file=sys.stderr)
             continue
         done.append((src.stem, image))
-        print(dst)
+        if announce:
+            print(*[dst, *also], sep="\n")
     return done, failed
 
 
@@ -92,18 +100,26 @@ def _normalize(args: argparse.Namespace) -> int:
     outputs = output_paths(inputs, args.output)
     check_writable(outputs)
     renderer = load_decoder(args.weights, args.device)
-    _, failed = _write_each(inputs, outputs, lambda src: renderer.normalize(src)[0])
+    _, failed = _write_each(inputs, outputs, lambda src, dst: renderer.normalize(src)[0])
     return 1 if failed else 0
 
 
 BATCH = 32  # clips reconstructed together by `reconstruct` on many files
 
 
+def variation_path(output: Path, k: int) -> Path:
+    """Where the k-th face (k ≥ 2) of an input drawn to ``output`` goes: face.png → face_v2.png."""
+    return output.with_name(f"{output.stem}_v{k}{output.suffix}")
+
+
 def _reconstruct(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from .data.sources import AUDIO_SUFFIXES
     from .files import check_writable, expand_inputs, output_paths
     from .pipeline import load_model
     from .sheets import contact_sheet
+    from .voice_attributes import describe
 
     inputs = expand_inputs(args.inputs, AUDIO_SUFFIXES)
     outputs = output_paths(inputs, args.output)
@@ -111,19 +127,28 @@ def _reconstruct(args: argparse.Namespace) -> int:
     model = load_model(args.weights, args.decoder_weights, args.device)
     results: dict = {}
 
-    def draw(src: Path):
+    def draw(src: Path, dst: Path):
         if src not in results:  # reconstruct this input's batch in one go (batched embedding and drawing)
             start = inputs.index(src)
             batch = inputs[start:start + BATCH]
-            results.update(zip(batch, model.reconstruct_each(batch, duration=args.duration)))
+            results.update(zip(batch, model.reconstruct_each(batch, duration=args.duration, variations=args.variations)))
         result = results.pop(src)
         if isinstance(result, InputError):
             raise result
+        extra = [variation_path(dst, k) for k in range(2, len(result.variations) + 1)]
+        for path, image in zip(extra, result.variations[1:]):
+            Image.fromarray(image).save(path)
+        if args.json:
+            print(json.dumps({"input": str(src), "faces": [str(dst)] + [str(p) for p in extra], "used": result.used,
+                              "notes": result.notes, "voice_attributes": result.voice_attributes}), flush=True)
+            return result.image
         if result.input_seconds > args.duration + 0.05 or result.notes:  # more than one clip: say which part
             print(f"{src}: used {result.used}" + "".join(f"; {n}" for n in result.notes), file=sys.stderr)
-        return result.image
+        if result.voice_attributes is not None and len(inputs) == 1:
+            print(f"{src}: the voice: {describe(result.voice_attributes)}", file=sys.stderr)
+        return result.image, extra
 
-    done, failed = _write_each(inputs, outputs, draw)
+    done, failed = _write_each(inputs, outputs, draw, announce=not args.json)
     if len(inputs) > 1 and done:
         sheet = outputs[0].parent / "contact_sheet.png"
         contact_sheet([img for _, img in done], [name for name, _ in done]).save(sheet)
@@ -153,7 +178,7 @@ def _match(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .serve.app import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.timeout)
     return 0
 
 
@@ -169,9 +194,11 @@ class _HelpWithDefaults(argparse.HelpFormatter):
 
 
 def _train(args: argparse.Namespace) -> int:
+    import shlex
+
     from .training.voice import run_from_args
 
-    result = run_from_args(args)
+    result = run_from_args(args, "speech2face " + shlex.join(sys.argv[1:]))
     print(json.dumps(result, indent=1))
     return 0
 
@@ -185,9 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", formatter_class=_HelpWithDefaults, help="speech → a canonical face of the speaker")
     p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs")
     p.add_argument("-o", "--output", required=True, help="face.png for one clip, or a folder (DIR/<stem>.png + contact_sheet.png)")
-    p.add_argument("--duration", type=_clip_seconds, default=6.0,
+    from .limits import CLIP_SECONDS, PREPARED_CLIP_SECONDS
+
+    p.add_argument("--duration", type=_clip_seconds, default=CLIP_SECONDS,
                    help="seconds per clip, 3 to 6 (as the HTTP API takes); longer input is cut into clips of this length and the clips that "
                         "hold speech and sound like one voice are averaged")
+    p.add_argument("--variations", type=_variations, default=1, metavar="N",
+                   help="draw N plausible faces of the voice, 1 to 12: the most likely (-o) first, then samples "
+                        "(face_v2.png, …)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per input on stdout: the faces written, the part used, notes, and what the voice "
+                        "tells (voice_attributes: gender, age, ethnicity with confidences)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
     p.add_argument("--decoder-weights", help="face decoder weights (default: the shipped ones)")
@@ -202,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=100, help="items per shard")
     p.add_argument("--shard-id", type=int, default=0, help="this machine's part, 0-based")
     p.add_argument("--num-shards", type=int, default=1, help="machines sharing the job")
-    p.add_argument("--duration", type=float, default=6.0, choices=(3.0, 6.0), help="clip length in s")
+    p.add_argument("--duration", type=float, default=CLIP_SECONDS, choices=PREPARED_CLIP_SECONDS, help="clip length in s")
     p.add_argument("--videos", help="AVSpeech: folder of downloaded <youtube_id>.mp4 (default: beside the CSV)")
     p.add_argument("--faces", help="VoxCeleb: folder of face images <id>/<video>/*.jpg (default: ROOT/faces)")
     p.add_argument("--vox-meta", help="VoxCeleb: vox1_meta.csv for gender and nationality (default: none, no labels)")
@@ -210,12 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
 
-    p = sub.add_parser("evaluate", formatter_class=_HelpWithDefaults, help="score reconstructions with the paper's protocol; write a report")
+    kinds = "; ".join(f"'{c} {k}': {what}" for (c, k), (_, what) in DELEGATED.items() if c == "evaluate")
+    p = sub.add_parser("evaluate", formatter_class=_HelpWithDefaults,
+                       help="score reconstructions with the paper's protocol; write a report",
+                       description=f"Score any system's reconstructions with the paper's protocol (this page). Also: {kinds} "
+                                   "(each with its own --help).")
     p.add_argument("--data", required=True, help="paired folder (pairs.csv, audio/, faces/) with the true faces")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--images", help="folder of any system's reconstructions named <stem>.png|jpg")
     which.add_argument("--model", help="voice encoder weights to reconstruct every clip with ('shipped' for ours)")
     p.add_argument("--decoder-weights", help="with --model: face decoder weights (default: the shipped ones)")
+    p.add_argument("--no-steer", action="store_true",
+                   help="with --model: draw the head's predictions unmoved (not steered to the voice's gender and group)")
     p.add_argument("--out", required=True, help="report folder (metrics.json, index.html, plots)")
     p.add_argument("--pool", type=int, default=100, help="retrieval pool size")
     p.add_argument("--repeats", type=int, default=10, help="random pools per clip")
@@ -252,11 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", formatter_class=_HelpWithDefaults, help="the web page and HTTP API")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 1–65535")
+    from .limits import SERVE_TIMEOUT_SECONDS
+
+    p.add_argument("--timeout", type=float, default=SERVE_TIMEOUT_SECONDS,
+                   help="seconds a request may wait and run before it is answered 503 (server busy)")
     p.set_defaults(func=_serve)
 
-    from .training.voice import add_arguments
+    from .training.voice_config import add_arguments
 
-    p = sub.add_parser("train", formatter_class=_HelpWithDefaults, help="train a voice encoder (speech → face descriptor); torchrun-ready")
+    kinds = "; ".join(f"'{c} {k}': {what}" for (c, k), (_, what) in DELEGATED.items() if c == "train")
+    p = sub.add_parser("train", formatter_class=_HelpWithDefaults,
+                       help="train a voice encoder (speech → face descriptor; also 'train voice'); torchrun-ready",
+                       description=f"Train the voice encoder (this page; 'train voice' is the same). Also: {kinds} "
+                                   "(each with its own --help).")
     add_arguments(p)
     p.set_defaults(func=_train)
     return parser
@@ -275,6 +324,15 @@ def _clip_seconds(text: str) -> float:
     return value
 
 
+def _variations(text: str) -> int:
+    """--variations: a whole number of faces from 1 to MAX_VARIATIONS (argparse type)."""
+    from .limits import MAX_VARIATIONS
+
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_VARIATIONS:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of faces from 1 to {MAX_VARIATIONS}")
+    return int(text)
+
+
 class _OneLineErrors(argparse.ArgumentParser):
     """A bad flag is one line on stderr (and exit 2), not the usage block argparse prints."""
 
@@ -288,8 +346,44 @@ def _files_as_files(argv: list[str]) -> list[str]:
     return [f"./{a}" if a.startswith("-") and len(a) > 2 and Path(a).is_file() else a for a in argv]
 
 
+# sub-commands whose own module parses the rest of the line (imported only when dispatched, so
+# `speech2face --help` never waits for torch): (command, kind) → (module, what it does)
+DELEGATED = {
+    ("train", "face-decoder"): ("speech2face.training.face_decoder", "train the face decoder on face shards"),
+    ("train", "voice-attributes"): ("speech2face.training.voice_attributes",
+                                    "fit and calibrate what the voice tells (gender, age, ethnicity)"),
+    ("train", "ethnicity"): ("speech2face.evaluation.attributes", "train the UTKFace ethnicity classifier of the scorer"),
+    ("evaluate", "decoder"): ("speech2face.evaluation.decoder", "face-to-face check of a face decoder on dev identities"),
+    ("evaluate", "seeds"): ("speech2face.evaluation.seeds", "mean ± sd over several evaluation reports"),
+    ("evaluate", "steering"): ("speech2face.training.choose_steering",
+                               "score drawing settings (exaggeration, steering) on val drawings"),
+}
+
+
+def _delegate(argv: list[str]) -> int | None:
+    """Run ``speech2face train face-decoder …`` and the like by their module's own parser; None
+    when ``argv`` is not such a command. ``train voice …`` is ``train …`` (the voice encoder)."""
+    if len(argv) < 2 or (argv[0], argv[1]) not in DELEGATED:
+        return None
+    import importlib
+
+    module = importlib.import_module(DELEGATED[argv[0], argv[1]][0])
+    try:
+        module.main(argv[2:], prog=f"speech2face {argv[0]} {argv[1]}")
+    except (InputError, WeightsError) as exc:
+        print(f"speech2face {argv[0]} {argv[1]}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_files_as_files(sys.argv[1:] if argv is None else argv))
+    argv = _files_as_files(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["train", "voice"]:
+        argv = ["train"] + argv[2:]
+    delegated = _delegate(argv)
+    if delegated is not None:
+        return delegated
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (InputError, WeightsError) as exc:

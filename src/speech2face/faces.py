@@ -20,9 +20,9 @@ from PIL import Image
 
 from .errors import FaceError
 from .limits import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from .sizes import DESCRIPTOR_DIM, FACE_SIZE, N_LANDMARKS  # noqa: F401 (px; 128-D; 68 points)
 
 # --- canonical crop, with units ------------------------------------------------------------
-FACE_SIZE = 224  # px, side of the aligned square crop
 # Template positions as fractions of FACE_SIZE (x, y): eye centres and mouth centre.
 TEMPLATE_LEFT_EYE = (0.375, 0.43)  # the eye on the image's left
 TEMPLATE_RIGHT_EYE = (0.625, 0.43)
@@ -40,8 +40,6 @@ CANONICAL_FACE_BOX = (0.228, 0.290, 0.786, 0.844)
 PORTRAIT_FACE_BOX = tuple(
     round((v - e) * PORTRAIT_ZOOM + t, 3)
     for v, e, t in zip(CANONICAL_FACE_BOX, (0.5, TEMPLATE_LEFT_EYE[1]) * 2, (0.5, PORTRAIT_EYES_Y) * 2))
-DESCRIPTOR_DIM = 128  # dlib ResNet identity descriptor
-N_LANDMARKS = 68
 
 # 68-point indices (iBUG 300-W convention)
 LEFT_EYE_IDX = slice(36, 42)  # image-left eye

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from . import audio
 from .clips import SpeechClips, describe_spans, speech_clips
 from .errors import InputError
-from .limits import MAX_INPUT_SECONDS
+from .limits import MAX_INPUT_SECONDS, MAX_VARIATIONS
 from .faces import CANONICAL_FACE_BOX, FACE_SIZE, PORTRAIT_FACE_BOX, FaceAnalyzer, ImageSource
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
 from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from .runtime import available_cpus, one_intra_op_thread
 from .speaker import speaker_encoder
+from .voice_attributes import VOICE_ATTRIBUTES_WEIGHTS, VoiceAttributes
 from .weights import load_module
 
 DECODER_WEIGHTS = "face_decoder.safetensors"
@@ -113,13 +114,15 @@ def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] 
 
 @dataclass
 class Reconstruction:
-    image: np.ndarray  # (224, 224, 3) uint8 canonical face
-    descriptor: np.ndarray  # (D,) predicted face descriptor
+    image: np.ndarray  # (224, 224, 3) uint8 canonical face: the most likely one
+    descriptor: np.ndarray  # (D,) the face descriptor it was drawn from
     spans: list[tuple[float, float]]  # (start s, end s) of the input the face was drawn from
     input_seconds: float  # length of the whole input
     speech_seconds: float  # speech the VAD heard in the part analysed
     notes: list[str] = field(default_factory=list)  # what a user should know (e.g. several voices)
     analysed_seconds: Optional[float] = None  # how much of the input was listened to (None: all of it)
+    voice_attributes: Optional[dict] = None  # what the voice tells, with confidences (VoiceAttributes.read)
+    variations: list[np.ndarray] = field(default_factory=list)  # every face drawn, the most likely first
 
     @property
     def used(self) -> str:
@@ -131,87 +134,117 @@ class Reconstruction:
         return text
 
 
+@dataclass
+class Voice:
+    """The main voice of one input: its GE2E embedding and the clips it was heard in."""
+
+    embedding: np.ndarray  # (256,) unit vector: mean of the kept clips' embeddings, renormalised
+    keep: list[int]  # indices of the input's clips that sound like this voice
+    spans: list[tuple[float, float]]  # their (start s, end s)
+    notes: list[str]  # the input's notes, and one more when clips were dropped
+
+
+def check_variations(n) -> int:
+    """How many faces to draw: a whole number from 1 to MAX_VARIATIONS, else an InputError."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_VARIATIONS:
+        raise InputError(f"variations must be a whole number from 1 to {MAX_VARIATIONS}, not {n!r}")
+    return int(n)
+
+
 class Speech2Face:
-    """Voice encoder + face decoder: speech → face descriptor → canonical face.
+    """Voice encoder + face decoder: speech → face descriptor → canonical face, with what the
+    voice tells (``attributes``) said beside it and, when ``steer``, shown in the drawing.
 
     Inference runs torch with one intra-op thread (the caller's setting is restored after) and
     spreads independent work (files, halves of a batch) over ``workers`` threads, by default the
     CPUs this process may really use."""
 
     def __init__(self, encoder: VoiceEncoder, center: torch.Tensor, exaggeration: float, renderer: FaceRenderer,
-                 device: str = "cpu", workers: Optional[int] = None) -> None:
+                 device: str = "cpu", workers: Optional[int] = None, attributes: Optional[VoiceAttributes] = None,
+                 steer: bool = True) -> None:
         self.encoder = encoder.to(device).eval()
         self.center = center.to(device)
         self.exaggeration = exaggeration
         self.renderer = renderer
         self.device = device
         self.workers = workers or available_cpus()
+        self.attributes = attributes
+        self.steer = steer and attributes is not None
 
     @torch.no_grad()
-    def encode(self, inputs: list[SpeechClips]) -> torch.Tensor:
-        """Each input's clips → one raw encoder output: (N, D).
+    def listen(self, inputs: list[SpeechClips]) -> list[Voice]:
+        """Each input's clips → its main voice (the inputs are left as they are).
 
-        Speaker variant: the GE2E embeddings of an input's clips that sound like one voice are
-        averaged (on val recordings of 12 s this came closest to the true face: centred cosine
-        0.187, vs 0.177 averaging descriptors and 0.163 for one window); the others are dropped
-        and the input gets a note. Paper variant: the clips' outputs are averaged."""
-        clips = [c for p in inputs for c in p.clips]
+        The GE2E embeddings of an input's clips that sound like one voice are averaged (on val
+        recordings of 12 s this came closest to the true face: centred cosine 0.187, vs 0.177
+        averaging descriptors and 0.163 for one window); the others are dropped, with a note."""
         sizes = [len(p.clips) for p in inputs]
-        if self.encoder.input_kind != "spk":
-            pred = self.encoder(torch.stack([audio.spectrogram(c) for c in clips]).to(self.device))
-            return torch.stack([part.mean(dim=0) for part in torch.split(pred, sizes)])
-        spk = speaker_encoder(self.device).embed_many(clips, workers=self.workers)  # (sum sizes, 256)
-        features = []
+        spk = speaker_encoder(self.device).embed_many([c for p in inputs for c in p.clips], workers=self.workers)
+        voices = []
         for p, emb in zip(inputs, np.split(spk, np.cumsum(sizes)[:-1])):
             keep = one_voice(emb)
+            spans, notes = [p.spans[k] for k in keep], list(p.notes)
             if len(keep) < len(emb):
-                p.spans = [p.spans[k] for k in keep]
-                p.notes.append(f"more than one voice: the face is drawn from the voice heard in {describe_spans(p.spans)}")
+                notes.append(f"more than one voice: the face is drawn from the voice heard in {describe_spans(spans)}")
             mean = emb[keep].mean(axis=0)
-            features.append(mean / np.linalg.norm(mean))
-        return self.encoder(torch.from_numpy(np.stack(features)).to(self.device))
+            voices.append(Voice(mean / np.linalg.norm(mean), keep, spans, notes))
+        return voices
+
+    @torch.no_grad()
+    def encode(self, inputs: list[SpeechClips], voices: list[Voice]) -> torch.Tensor:
+        """Raw encoder outputs (N, D): of the voice's embedding (speaker variant), or the mean of
+        the kept clips' outputs (paper variant)."""
+        if self.encoder.input_kind == "spk":
+            return self.encoder(torch.from_numpy(np.stack([v.embedding for v in voices])).to(self.device))
+        clips = [p.clips[k] for p, v in zip(inputs, voices) for k in v.keep]
+        pred = self.encoder(torch.stack([audio.spectrogram(c) for c in clips]).to(self.device))
+        return torch.stack([part.mean(dim=0) for part in torch.split(pred, [len(v.keep) for v in voices])])
 
     def exaggerate(self, pred: torch.Tensor) -> np.ndarray:
         """Raw encoder outputs → the descriptors drawn: pushed away from the mean as chosen in training."""
         return (self.center + self.exaggeration * (pred - self.center)).cpu().numpy()
 
     def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], sample_rate: Optional[int] = None,
-                    duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS) -> Reconstruction:
-        """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction.
-        At most ``max_seconds`` of the input are listened to."""
-        return self.reconstruct_many([source], sample_rate, duration, max_seconds)[0]
-
-    def reconstruct_many(self, sources: list, sample_rate: Optional[int] = None,
-                         duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS) -> list[Reconstruction]:
-        """Several inputs at once (batched); the first bad one raises its InputError."""
-        results = self.reconstruct_each(sources, sample_rate, duration, max_seconds)
-        for r in results:
-            if isinstance(r, InputError):
-                raise r
-        return results
+                    duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS,
+                    variations: int = 1) -> Reconstruction:
+        """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction
+        (``variations`` faces, the most likely first). At most ``max_seconds`` are listened to."""
+        (result,) = self.reconstruct_each([source], sample_rate, duration, max_seconds, variations)
+        if isinstance(result, InputError):
+            raise result
+        return result
 
     def reconstruct_each(self, sources: list, sample_rate: Optional[int] = None, duration: float = audio.CLIP_SECONDS,
-                         max_seconds: float = MAX_INPUT_SECONDS) -> list[Union[Reconstruction, InputError]]:
-        """Several inputs at once: a Reconstruction for each, or the InputError that stopped it."""
-        with one_intra_op_thread():
-            return self._reconstruct_each(sources, sample_rate, duration, max_seconds)
-
-    def _reconstruct_each(self, sources: list, sample_rate: Optional[int], duration: float, max_seconds: float) -> list:
-        with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
+                         max_seconds: float = MAX_INPUT_SECONDS,
+                         variations: int = 1) -> list[Union[Reconstruction, InputError]]:
+        """Several inputs at once (batched): a Reconstruction for each, or the InputError that stopped it."""
+        variations = check_variations(variations)
+        with one_intra_op_thread(), ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
             prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
-        good = [p for p in prepared if isinstance(p, SpeechClips)]
-        if not good:
-            return prepared
-        descs = self.exaggerate(self.encode(good))
-        drawn = iter(zip(good, descs, self.renderer.decode(descs, workers=self.workers)))
+            good = [p for p in prepared if isinstance(p, SpeechClips)]
+            if not good:
+                return prepared
+            voices = self.listen(good)
+            descs = self.exaggerate(self.encode(good, voices))  # (N, D)
+            embeddings = np.stack([v.embedding for v in voices])  # (N, 256)
+            told = self.attributes.read(embeddings) if self.attributes else [None] * len(good)
+            if self.steer:
+                descs = self.attributes.steer(descs, embeddings)
+            if variations > 1 and self.attributes is not None:
+                drawn = np.concatenate([self.attributes.variations(d, e, variations) for d, e in zip(descs, embeddings)])
+            else:
+                drawn = np.repeat(descs, variations, axis=0)  # without a spread to sample from: one face
+            images = self.renderer.decode(drawn, workers=self.workers)  # (N · variations, S, S, 3)
+            images = images.reshape(len(good), variations, *images.shape[1:])
+        made = iter(zip(good, voices, descs, images, told))
         results = []
         for p in prepared:
             if isinstance(p, InputError):
                 results.append(p)
                 continue
-            clips, desc, image = next(drawn)
-            results.append(Reconstruction(image, desc, clips.spans, clips.input_seconds, clips.speech_seconds,
-                                          clips.notes, clips.analysed_seconds))
+            clips, voice, desc, faces, attributes = next(made)
+            results.append(Reconstruction(faces[0], desc, voice.spans, clips.input_seconds, clips.speech_seconds,
+                                          voice.notes, clips.analysed_seconds, attributes, list(faces)))
         return results
 
     @staticmethod
@@ -260,14 +293,18 @@ def one_voice(embeddings: np.ndarray) -> list[int]:
 
 
 def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights: Optional[Union[str, Path]] = None,
-               device: Optional[str] = None) -> Speech2Face:
-    """The voice encoder and face decoder (default: the weights shipped in the package), verified."""
+               device: Optional[str] = None, attributes_weights: Optional[Union[str, Path]] = None,
+               steer: bool = True) -> Speech2Face:
+    """The voice encoder, face decoder and voice attributes (default: the weights shipped in the
+    package), verified; ``steer``: draw the voice's gender, group and age (see voice_attributes)."""
     device = resolve_device(device)
+    attributes_path = Path(attributes_weights) if attributes_weights else asset_path(VOICE_ATTRIBUTES_WEIGHTS)
+    attributes = VoiceAttributes.load(attributes_path) if attributes_weights or attributes_path.is_file() else None
     encoder, tensors, config = load_module(Path(voice_weights) if voice_weights else asset_path(VOICE_WEIGHTS),
                                            lambda c: VoiceEncoder(VoiceEncoderConfig.from_dict(c["encoder"])),
                                            "VoiceEncoder", prefix="encoder.")
     return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
-                       load_decoder(decoder_weights, device), device)
+                       load_decoder(decoder_weights, device), device, attributes=attributes, steer=steer)
 
 
 def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],

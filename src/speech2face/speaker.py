@@ -1,9 +1,12 @@
 """Pretrained speaker embedding: resemblyzer's GE2E LSTM, run by our own small module.
 
-The weights ship inside the ``resemblyzer`` wheel (``resemblyzer/pretrained.pt``). Importing
-resemblyzer itself pulls librosa/numba and costs ~10 s cold, so the mel front end and the
-network are re-implemented here (torch only) and checked against resemblyzer in the tests.
-Resemblyzer's webrtcvad silence trimming is not applied: clips here are short speech segments.
+The weights are resemblyzer's (``resemblyzer/pretrained.pt``, Apache-2.0; see
+``assets/NOTICE``), converted once to ``assets/speaker_encoder_ge2e.safetensors`` with a pinned
+sha256 (``python -m speech2face.speaker --convert``, with resemblyzer installed) and loaded like
+every other weights file. Resemblyzer itself is not needed at run time (importing it pulls
+librosa and numba, ~10 s cold); the mel front end and the network are re-implemented here (torch
+only) and checked against resemblyzer in the tests. Resemblyzer's webrtcvad silence trimming is
+not applied: clips here are short speech segments.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from .audio import SAMPLE_RATE
+from .sizes import SPEAKER_DIM
 
 # --- resemblyzer's hyper-parameters, with units ---------------------------------------------
 MEL_WINDOW_SECONDS = 0.025  # s
@@ -27,7 +31,7 @@ PARTIALS_PER_SECOND = 1.3  # rate of partial utterances
 MIN_COVERAGE = 0.75  # keep a zero-padded last partial if it is at least this full
 TARGET_DBFS = -30.0  # quiet input is raised to this level (never lowered)
 HIDDEN_SIZE = 256
-EMBEDDING_SIZE = 256
+EMBEDDING_SIZE = SPEAKER_DIM
 NUM_LAYERS = 3
 
 MEL_N_FFT = round(MEL_WINDOW_SECONDS * SAMPLE_RATE)  # 400
@@ -139,6 +143,9 @@ class SpeakerEncoder(nn.Module):
         return (means / means.norm(dim=1, keepdim=True)).cpu().numpy().astype(np.float32)
 
 
+GE2E_WEIGHTS = "speaker_encoder_ge2e.safetensors"
+
+
 def resemblyzer_weights_path() -> Path:
     """Where the installed resemblyzer wheel keeps its GE2E weights (found without importing it)."""
     spec = importlib.util.find_spec("resemblyzer")
@@ -150,11 +157,32 @@ def resemblyzer_weights_path() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
-def speaker_encoder(device: str = "cpu") -> SpeakerEncoder:
-    """The pretrained encoder, loaded once per process and device."""
-    model = SpeakerEncoder()
+def convert_resemblyzer_weights(out: Path) -> str:
+    """resemblyzer's pretrained.pt → our safetensors file (LSTM and linear layer only); its sha256."""
+    from .weights import save_weights
+
     checkpoint = torch.load(resemblyzer_weights_path(), map_location="cpu", weights_only=True)
     state = {k: v for k, v in checkpoint["model_state"].items() if k.startswith(("lstm.", "linear."))}
-    model.load_state_dict(state, strict=True)
+    SpeakerEncoder().load_state_dict(state, strict=True)  # it fits
+    config = {"model": "SpeakerEncoder", "source": "resemblyzer 0.1.x pretrained.pt (GE2E, Wan et al. 2018)",
+              "licence": "Apache-2.0, Resemble AI (see NOTICE)", "reproduce": "python -m speech2face.speaker --convert"}
+    return save_weights(out, state, config)
+
+
+@functools.lru_cache(maxsize=None)
+def speaker_encoder(device: str = "cpu") -> SpeakerEncoder:
+    """The pretrained encoder (the shipped, checksum-verified GE2E weights), loaded once per process and device."""
+    from .pipeline import asset_path
+    from .weights import load_module
+
+    model, _, _ = load_module(asset_path(GE2E_WEIGHTS), lambda c: SpeakerEncoder(), "SpeakerEncoder")
     return model.eval().to(device)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Convert resemblyzer's GE2E weights to the shipped safetensors file.")
+    parser.add_argument("--convert", action="store_true", required=True)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "assets" / GE2E_WEIGHTS))
+    print(convert_resemblyzer_weights(Path(parser.parse_args().out)))

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import audio
 from ..errors import InputError
+from ..sizes import FACE_SIZE
 from .sources import RawSample, SourceItem, load_item
 
 FORMAT_VERSION = 1
@@ -42,7 +43,7 @@ SHARD_PATTERN = "shard-{:06d}"
 class PrepareOptions:
     seconds: float = audio.CLIP_SECONDS  # clip length in s (the paper: 6, or 3)
     jpeg_quality: int = 95
-    face_size: int = 224  # px
+    face_size: int = FACE_SIZE  # px
 
 
 @dataclass

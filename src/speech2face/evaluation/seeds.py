@@ -1,7 +1,7 @@
 """Mean ± sd over several evaluation reports (one per training seed): a dev split of ~150 clips
 moves by a few recall points from one seed to the next, so one run is not a result.
 
-    python -m speech2face.evaluation.seeds reports/dev_seed*/metrics.json
+    speech2face evaluate seeds reports/dev_seed*/metrics.json
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def summarize(paths: list[Path]) -> dict[str, dict[str, float]]:
                 "n": len(rows)} for k in keys}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="metrics.json files of `speech2face evaluate` runs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for key, v in summarize([Path(p) for p in args.reports]).items():
         digits = 2 if key == "age r" else 1
         print(f"{key:28s} {v['mean']:.{digits}f} ± {v['sd']:.{digits}f}  (n={v['n']})")

@@ -14,7 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .dlib_resnet import LANDMARKS68_AS_5, chip_transform, dlib_face_net, extract_chips
+from ..dlib_weights import dlib_face_net
+from .dlib_resnet import LANDMARKS68_AS_5, chip_transform, extract_chips
 from .face_decoder import FaceDecoder
 
 

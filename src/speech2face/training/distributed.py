@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -33,6 +34,16 @@ def init_distributed(device: str | None = None) -> DistInfo:
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     return DistInfo(rank, world, local_rank, device)
+
+
+def rank_slice(order: np.ndarray, info: DistInfo) -> np.ndarray:
+    """This rank's share of an epoch's sample order — the one place that decides it. The order is
+    padded with its own first samples to a multiple of the world size (as torch's
+    DistributedSampler does), so every rank runs the same number of steps and together they see
+    every sample; the ranks' shares are disjoint but for those few padding repeats."""
+    per = -(-len(order) // info.world)  # ceil
+    padded = np.concatenate([order, order[: per * info.world - len(order)]])
+    return padded[info.rank * per:(info.rank + 1) * per]
 
 
 def barrier(info: DistInfo) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -34,44 +34,13 @@ from ..evaluation.metrics import retrieval_recall
 from ..models.losses import LossConfig, speech2face_loss
 from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from ..weights import save_weights
-from .distributed import barrier, init_distributed, shutdown
+from .distributed import barrier, init_distributed, rank_slice, shutdown
 from .drawn_objective import DrawnObjective, DrawnObjectiveConfig, drawn_recall, ridge_start
 from .runs import Run
+from .voice_config import VoiceTrainConfig, add_arguments  # noqa: F401 (add_arguments: the train flags)
 
 CROP_SECONDS = (6.0, 4.0, 4.0, 4.0, 3.0, 3.0)  # speaker-embedding views of each clip (augmentation)
 EXAGGERATIONS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
-
-
-@dataclass
-class VoiceTrainConfig:
-    shards: list[str] = field(default_factory=list)
-    out: str = "runs/voice"
-    variant: str = "speaker"
-    decoder_weights: Optional[str] = None  # f_dec of the loss; default: the shipped face decoder
-    distill: bool = True  # ethnicity classifier logits as the distillation classifier
-    epochs: int = 80
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_decay: float = 0.95  # multiplied every decay_every steps (the paper: 0.95 every 10k)
-    decay_every: int = 200
-    weight_decay: float = 1e-4
-    seed: int = 0
-    device: Optional[str] = None
-    loss: dict = field(default_factory=lambda: asdict(LossConfig(distill_weight=0.1)))
-    objective: str = "speech2face"  # "speech2face": the paper's loss on descriptors; "drawn": rank the drawings
-    drawn: dict = field(default_factory=dict)  # DrawnObjectiveConfig fields for objective "drawn"
-    encoder: dict = field(default_factory=lambda: VoiceEncoderConfig().to_dict())
-    limit: Optional[int] = None
-
-    @classmethod
-    def from_file_and_flags(cls, path: Optional[str], **flags) -> "VoiceTrainConfig":
-        base = json.loads(Path(path).read_text()) if path else {}
-        known = {f.name for f in fields(cls)}
-        unknown = set(base) - known
-        if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
-        base.update({k: v for k, v in flags.items() if v is not None})
-        return cls(**base)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -82,7 +51,7 @@ def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
 
     fields_needed = ["desc", "audio"] if kind == "spk" else ["desc", "spec"]
     feats, descs, speakers, genders = [], [], [], []
-    for sample in ShardDataset(cfg.shards, fields=fields_needed):
+    for sample in ShardDataset(cfg.shards, fields=fields_needed, by_rank=False):  # every rank: every pair
         if not sample["json"].get("has_audio"):
             continue
         if kind == "spk":  # several crops of the clip through the frozen GE2E: (V, 256)
@@ -177,14 +146,20 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
     run = Run(Path(cfg.out), asdict(cfg)) if info.is_main else None
     barrier(info)
     cache = Path(cfg.out) / f"pairs_{kind}_{cfg.limit or 'all'}.pt"  # decoded features, reused on resume
-    if cache.is_file():
-        data = torch.load(cache, weights_only=False)
-    else:
-        data = load_pairs(cfg, kind)
-        if info.is_main:
-            torch.save(data, cache)
+    if info.is_main and not cache.is_file():  # rank 0 decodes every pair once; the others wait for the file
+        tmp = cache.with_suffix(".pt.tmp")
+        torch.save(load_pairs(cfg, kind), tmp)
+        tmp.replace(cache)
+    barrier(info)
+    data = torch.load(cache, weights_only=False)
     split = np.array(data["split"])
     train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
+    if cfg.fit_on == "all":  # the recipe was fixed on val: now every pair trains, the last epoch is kept
+        if cfg.exaggeration is None:
+            raise SystemExit("--fit-on all needs --exaggeration (there is no val left to choose it on)")
+        train_idx = np.arange(len(split))
+    elif cfg.fit_on != "train":
+        raise ValueError(f"unknown fit_on {cfg.fit_on!r} (train or all)")
     loss_cfg = LossConfig(**cfg.loss)
     if cfg.objective == "drawn":
         objective = drawn_objective(cfg, model, data, train_idx, info.device)
@@ -210,12 +185,14 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         if info.is_main:
             print(f"resumed after epoch {state['epoch']}", flush=True)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if info.world > 1 else model
-    per_rank = len(train_idx) // info.world
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: a function of (seed, epoch) only
         rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
         order = rng.permutation(train_idx)
-        mine = order[info.rank * per_rank:(info.rank + 1) * per_rank]  # this rank's share
+        mine = rank_slice(order, info)  # this rank's share (the same number of steps on every rank)
+        if info.world > 1:  # which samples each rank trained on this epoch (rank_samples_<r>.json)
+            (Path(cfg.out) / f"rank_samples_{info.rank}.json").write_text(
+                json.dumps({"epoch": epoch, "samples": sorted(int(i) for i in mine)}))
         ddp.train()
         totals = []
         for start in range(0, len(mine) - cfg.batch_size // 2, cfg.batch_size):
@@ -230,11 +207,11 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         if info.is_main:
             val = val_recall(predict(model, data, val_idx, kind, info.device))
             mean_terms = {k: float(np.mean([t[k] for t in totals])) for k in totals[0]} if totals else {}
-            if val["10"] > best["val_r10"]:
+            if val["10"] > best["val_r10"] or cfg.fit_on == "all":
                 best = {"epoch": epoch, "val_r10": val["10"],
                         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
             run.log(epoch=epoch, lr=sched.get_last_lr()[0], world_size=info.world, samples_per_rank=len(mine),
-                    train_samples=len(train_idx), **{f"train_{k}": v for k, v in mean_terms.items()},
+                    train_samples=len(train_idx), val_samples=len(val_idx), **{f"train_{k}": v for k, v in mean_terms.items()},
                     **{f"val_r{k}" if k.isdigit() else f"val_{k}": v for k, v in val.items()})
             if epoch % 10 == 0 or epoch == cfg.epochs - 1:
                 print(f"epoch {epoch}: loss {mean_terms.get('total', float('nan')):.4f}, val R@1/5/10 "
@@ -273,52 +250,35 @@ def finish(cfg, model, best, data, kind, splits, device, export, val_recall) -> 
         model.load_state_dict(best["state"])
     center = predict(model, data, train_idx, kind, device).mean(0)
     val_pred = predict(model, data, val_idx, kind, device)
-    scores = {f: val_recall(exaggerate(val_pred, center, f))["10"] for f in EXAGGERATIONS}
-    factor = max(scores, key=scores.get)
+    if cfg.exaggeration is not None:
+        factor, scores = cfg.exaggeration, {}
+    else:
+        scores = {f: val_recall(exaggerate(val_pred, center, f))["10"] for f in EXAGGERATIONS}
+        factor = max(scores, key=scores.get)
     result = {"best_epoch": best["epoch"], "exaggeration": factor, "val_r10_by_exaggeration": scores,
-              "n_train": len(train_idx), "n_val": len(val_idx), "n_dev": len(dev_idx)}
+              "fit_on": cfg.fit_on, "n_train": len(train_idx), "n_val": len(val_idx), "n_dev": len(dev_idx)}
     if export is not None:
         config = {"model": "VoiceEncoder", "encoder": model.config.to_dict(), "exaggeration": factor,
                   "training": {**result, "config": asdict(cfg)},
-                  "reproduce": f"speech2face train {' '.join(cfg.shards)} --out {cfg.out} --variant {cfg.variant} "
-                               f"--seed {cfg.seed} --objective {cfg.objective} --epochs {cfg.epochs} "
-                               f"--batch-size {cfg.batch_size} --lr {cfg.lr}"
-                               + (" --head linear" if not model.config.head_hidden else "")}
+                  "reproduce": cfg.command or f"speech2face train {' '.join(cfg.shards)} --config {cfg.out}/config.json"}
+        if cfg.objective == "drawn" or cfg.decoder_weights is None:  # which decoder the head was trained through
+            from ..pipeline import DECODER_WEIGHTS, asset_path
+            from ..weights import sha256_of
+
+            decoder = Path(cfg.decoder_weights) if cfg.decoder_weights else asset_path(DECODER_WEIGHTS)
+            config["decoder_sha256"] = sha256_of(decoder) if decoder.is_file() else None
         tensors = {**{f"encoder.{k}": v for k, v in model.state_dict().items()}, "center": center}
         result["sha256"] = save_weights(export, tensors, config)
     return result
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The train flags. Their defaults live in VoiceTrainConfig (a --config file may set them),
-    so each help text names the config default; an unset flag leaves the config's value."""
-    d = VoiceTrainConfig()
-    p.add_argument("shards", nargs="*", help="prepared shard folders with audio (speech2face prepare)")
-    p.add_argument("--config", help="JSON file with VoiceTrainConfig fields; flags override it (default: none)")
-    p.add_argument("--out", help=f"run folder (default: {d.out})")
-    p.add_argument("--variant", choices=("speaker", "paper"),
-                   help=f"speaker: pretrained GE2E + MLP head; paper: the paper's CNN (default: {d.variant})")
-    p.add_argument("--epochs", type=int, help=f"passes over the training pairs (default: {d.epochs})")
-    p.add_argument("--batch-size", type=int, help=f"pairs per step (default: {d.batch_size})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr})")
-    p.add_argument("--seed", type=int, help=f"seed of initial weights and batch order (default: {d.seed})")
-    p.add_argument("--members", type=int, help="speaker variant: heads in the ensemble (default: 1)")
-    p.add_argument("--head", choices=("mlp", "linear"),
-                   help="speaker variant: MLP head, or one linear map started from ridge regression (default: mlp)")
-    p.add_argument("--objective", choices=("speech2face", "drawn"),
-                   help=f"speech2face: the paper's loss on descriptors; drawn: rank the dlib descriptors of the "
-                        f"drawings, ethnicity balanced (default: {d.objective})")
-    p.add_argument("--device", help="cpu, cuda (default: cuda:LOCAL_RANK if available, else cpu)")
-    p.add_argument("--decoder-weights", help="face decoder for the loss's f_dec (default: the shipped one)")
-    p.add_argument("--limit", type=int, help="use only the first N pairs (default: all)")
-    p.add_argument("--export", help="write the trained encoder here (safetensors + sha256; default: not exported)")
-
-
-def run_from_args(args: argparse.Namespace) -> dict:
+def run_from_args(args: argparse.Namespace, command: Optional[str] = None) -> dict:
+    """``command``: the line that started the run (stored as the weights' reproduce line)."""
     cfg = VoiceTrainConfig.from_file_and_flags(
         args.config, shards=args.shards or None, out=args.out, variant=args.variant, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        decoder_weights=args.decoder_weights, limit=args.limit, objective=args.objective)
+        decoder_weights=args.decoder_weights, limit=args.limit, objective=args.objective, fit_on=args.fit_on,
+        exaggeration=args.exaggeration, command=command)
     if args.members:
         cfg.encoder = {**cfg.encoder, "members": args.members}
     if args.head == "linear":
@@ -331,7 +291,11 @@ def run_from_args(args: argparse.Namespace) -> dict:
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    result = run_from_args(parser.parse_args(argv))
+    import shlex
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    result = run_from_args(parser.parse_args(argv), "python -m speech2face.training.voice " + shlex.join(argv))
     if result:
         print(json.dumps(result, indent=1))
 
