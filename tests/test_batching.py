@@ -28,9 +28,9 @@ def _run(coro):
 def test_requests_arriving_together_share_one_batch_and_get_their_own_answers():
     seen: list[list[bytes]] = []
 
-    def run_batch(datas, duration, variations):
-        seen.append(list(datas))
-        return [d.upper() for d in datas]
+    def run_batch(jobs):
+        seen.append([j.data for j in jobs])
+        return [j.data.upper() for j in jobs]
 
     async def main():
         metrics = Metrics()
@@ -50,9 +50,10 @@ def test_requests_arriving_together_share_one_batch_and_get_their_own_answers():
 def test_batches_hold_one_clip_length_and_a_bounded_size():
     seen: list[tuple[float, int]] = []
 
-    def run_batch(datas, duration, variations):
-        seen.append((duration, len(datas)))
-        return list(datas)
+    def run_batch(jobs):
+        assert len({j.key for j in jobs}) == 1
+        seen.append((jobs[0].duration, len(jobs)))
+        return [j.data for j in jobs]
 
     async def main():
         batcher = Batcher(run_batch, Metrics(), max_batch=3, max_wait=0.05)
@@ -69,9 +70,9 @@ def test_batches_hold_one_clip_length_and_a_bounded_size():
 def test_gone_and_expired_requests_are_dropped_not_run():
     ran: list[bytes] = []
 
-    def run_batch(datas, duration, variations):
-        ran.extend(datas)
-        return list(datas)
+    def run_batch(jobs):
+        ran.extend(j.data for j in jobs)
+        return [j.data for j in jobs]
 
     async def main():
         metrics = Metrics()
@@ -90,7 +91,7 @@ def test_gone_and_expired_requests_are_dropped_not_run():
 
 
 def test_a_failing_batch_answers_each_of_its_requests_with_the_error():
-    def run_batch(datas, duration, variations):
+    def run_batch(jobs):
         raise RuntimeError("broken")
 
     async def main():

@@ -39,7 +39,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(Path(args.data), Path(args.images) if args.images else None, Path(args.out), pool=args.pool,
                        repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
                        baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
-                       decoder_weights=args.decoder_weights, split=args.split, steer=not args.no_steer)
+                       decoder_weights=args.decoder_weights, split=args.split, steer=not args.no_steer,
+                       attributes_weights=args.attributes_weights)
     from .evaluation.report import fmt
 
     for name, s in metrics["systems"].items():
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--images", help="folder of any system's reconstructions named <stem>.png|jpg")
     which.add_argument("--model", help="voice encoder weights to reconstruct every clip with ('shipped' for ours)")
     p.add_argument("--decoder-weights", help="with --model: face decoder weights (default: the shipped ones)")
+    p.add_argument("--attributes-weights", help="with --model: voice attributes weights (default: the shipped ones)")
     p.add_argument("--no-steer", action="store_true",
                    help="with --model: draw the head's predictions unmoved (not steered to the voice's gender and group)")
     p.add_argument("--out", required=True, help="report folder (metrics.json, index.html, plots)")

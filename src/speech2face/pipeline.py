@@ -219,8 +219,9 @@ class Speech2Face:
                          variations: int = 1) -> list[Union[Reconstruction, InputError]]:
         """Several inputs at once (batched): a Reconstruction for each, or the InputError that stopped it."""
         variations = check_variations(variations)
-        with one_intra_op_thread(), ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
-            prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
+        with one_intra_op_thread():
+            with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
+                prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
             good = [p for p in prepared if isinstance(p, SpeechClips)]
             if not good:
                 return prepared

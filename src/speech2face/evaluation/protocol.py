@@ -176,7 +176,7 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
 
 
 def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
-                      progress: bool, steer: bool = True) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, dict]]:
+                      progress: bool, steer: bool = True, attributes_weights: Optional[str] = None) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, dict]]:
     """Reconstruct every clip with a trained model (→ out/reconstructions, and the descriptors drawn
     → out/predicted_descriptors.npz, also returned by stem, with what the voice tells) and decode
     every true face's own descriptor (→ out/decoder_on_true_face, the upper bound)."""
@@ -186,7 +186,7 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     from ..errors import FaceError
     from ..pipeline import load_model
 
-    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", steer=steer)
+    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", attributes_weights, steer=steer)
     recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
     recon_dir.mkdir(parents=True, exist_ok=True)
     upper_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,8 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
 def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, repeats: int = 10, seed: int = 0,
              limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
              progress: bool = True, name: Optional[str] = None, model: Optional[str] = None,
-             decoder_weights: Optional[str] = None, split: Optional[str] = None, steer: bool = True) -> dict:
+             decoder_weights: Optional[str] = None, split: Optional[str] = None, steer: bool = True,
+             attributes_weights: Optional[str] = None) -> dict:
     from tqdm import tqdm
 
     from ..data.splits import tuning_split_of
@@ -234,7 +235,8 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         rows = [rows[i] for i in keep]
     upper_dir, predicted, told = None, None, {}
     if model is not None:
-        images, upper_dir, predicted, told = render_with_model(rows, data, out, model, decoder_weights, progress, steer)
+        images, upper_dir, predicted, told = render_with_model(rows, data, out, model, decoder_weights, progress, steer,
+                                                                   attributes_weights)
         name = name or f"speech2face ({model})"
     if images is None or not Path(images).is_dir():
         raise InputError(f"{images}: not a folder of images")

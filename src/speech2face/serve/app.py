@@ -155,13 +155,23 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=app.state.limiter)
 
-    def reconstruct_batch(datas: list[bytes], duration: float, variations: int) -> list:
-        """One batch through the CLI's batched path: (Reconstruction, what the drawn face reads as)
-        or the InputError, per upload."""
+    def reconstruct_batch(jobs: list[Job]) -> list:
+        """One batch (one clip length, one number of faces) through the CLI's batched path:
+        (Reconstruction, its faces as PNG bytes, what the drawn face reads as — JSON answers only)
+        or the InputError, per upload. PNG encoding and face reading run side by side (zlib and
+        onnxruntime release the GIL), off the event loop."""
+        from concurrent.futures import ThreadPoolExecutor
+
         model = app.state.model
-        results = model.reconstruct_each(datas, duration=duration, max_seconds=max_seconds, variations=variations)
-        return [r if isinstance(r, InputError) else (r, _drawn_face_attributes(r.image, model.renderer.face_box))
-                for r in results]
+        results = model.reconstruct_each([j.data for j in jobs], duration=jobs[0].duration, max_seconds=max_seconds,
+                                         variations=jobs[0].variations)
+        good = [k for k, r in enumerate(results) if not isinstance(r, InputError)]
+        read = [k for k in good if jobs[k].read_face]
+        with ThreadPoolExecutor(max(1, min(len(good), model.workers))) as pool:
+            pngs = dict(zip(good, pool.map(lambda k: [_png(v) for v in results[k].variations], good)))
+            faces = dict(zip(read, pool.map(lambda k: _drawn_face_attributes(results[k].image, model.renderer.face_box),
+                                            read)))
+        return [r if isinstance(r, InputError) else (r, pngs[k], faces.get(k)) for k, r in enumerate(results)]
 
     def error(exc: InputError) -> JSONResponse:
         message = str(exc).replace("<bytes>: ", "")
@@ -198,16 +208,16 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
             return JSONResponse({"error": "form field 'audio': send one recording per request, not several"},
                                 status_code=422)
         data = await audio.read()
-        job = Job(data, duration, variations, time.monotonic() + timeout, request.is_disconnected)
+        job = Job(data, duration, variations, time.monotonic() + timeout, request.is_disconnected, format == "json")
         try:
-            result, drawn_face = await asyncio.wait_for(app.state.batcher.submit(job), timeout)
+            result, pngs, drawn_face = await asyncio.wait_for(app.state.batcher.submit(job), timeout)
         except InputError as exc:
             return error(exc)
         except (asyncio.TimeoutError, Expired):
             return busy()
         except ClientGone:  # nobody reads this answer (499: "client closed request", as nginx logs it)
             return JSONResponse({"error": "client disconnected"}, status_code=499)
-        png = _png(result.image)
+        png = pngs[0]
         used = {"spans_seconds": [[round(a, 2), round(b, 2)] for a, b in result.spans],
                 "input_seconds": round(result.input_seconds, 2), "speech_seconds": round(result.speech_seconds, 2),
                 "analysed_up_to_seconds": round(result.analysed_seconds, 2), "text": result.used, "notes": result.notes}
@@ -221,7 +231,7 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
 
         told = result.voice_attributes
         return {"image_png_base64": base64.b64encode(png).decode(), "descriptor": result.descriptor.round(5).tolist(),
-                "variations_png_base64": [base64.b64encode(_png(v)).decode() for v in result.variations[1:]],
+                "variations_png_base64": [base64.b64encode(p).decode() for p in pngs[1:]],
                 "voice_attributes": told, "voice_attributes_text": describe(told) if told else None,
                 "drawn_face_attributes": drawn_face, "used": used, "notice": NOTICE}
 
