@@ -3,6 +3,8 @@
     import speech2face
     model = speech2face.load_model()                  # shipped weights, checksums verified
     result = model.reconstruct("clip.wav")            # .image (224, 224, 3) uint8, .descriptor (128,)
+    result.voice_attributes                           # what the voice tells, with confidences
+    model.reconstruct("clip.wav", variations=4).variations    # 4 faces, the most likely first
     face, descriptor = model.renderer.normalize("photo.jpg")   # the face-to-face check
 """
 
