@@ -512,12 +512,13 @@ def test_page_upload_shows_a_face(server, tmp_path):
         assert page.inner_text("#used") == "Drawn from the speech at 0.0–6.0 s of 6.0 s."
         page.wait_for_function("[...document.querySelectorAll('#more img')].filter(i => i.naturalWidth === 224).length === 3",
                                timeout=10_000)  # the page's default: 4 faces
+        assert page.is_visible("#more-label")
         page.select_option("#variations", "1")
         page.set_input_files("#file", [])
         page.set_input_files("#file", str(clip))
         page.wait_for_function("document.getElementById('status').textContent === 'Done.' && "
                                "document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
-        assert page.evaluate("document.querySelectorAll('#more img').length") == 0
+        assert page.evaluate("document.querySelectorAll('#more img').length") == 0 and not page.is_visible("#more-label")
         shown = _pixels(page.locator("#face").screenshot())[..., :3]  # what the page shows where the face is
         browser.close()
     assert abs(shown.shape[0] - 226) <= 1 and abs(shown.shape[1] - 226) <= 1  # 224 px and its border (±1 rounding)
