@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import FaceError
+from .landmarks import LEFT_EYE, MOUTH, RIGHT_EYE
 from .limits import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from .sizes import DESCRIPTOR_DIM, FACE_SIZE, N_LANDMARKS  # noqa: F401 (px; 128-D; 68 points)
 
@@ -42,9 +43,6 @@ PORTRAIT_FACE_BOX = tuple(
     for v, e, t in zip(CANONICAL_FACE_BOX, (0.5, TEMPLATE_LEFT_EYE[1]) * 2, (0.5, PORTRAIT_EYES_Y) * 2))
 
 # 68-point indices (iBUG 300-W convention)
-LEFT_EYE_IDX = slice(36, 42)  # image-left eye
-RIGHT_EYE_IDX = slice(42, 48)
-MOUTH_IDX = slice(48, 68)
 
 ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
 
@@ -194,7 +192,7 @@ def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def anchor_points(landmarks68: np.ndarray) -> np.ndarray:
     """Eye centres and mouth centre (3, 2) from 68 landmarks."""
     return np.stack(
-        [landmarks68[LEFT_EYE_IDX].mean(0), landmarks68[RIGHT_EYE_IDX].mean(0), landmarks68[MOUTH_IDX].mean(0)]
+        [landmarks68[LEFT_EYE].mean(0), landmarks68[RIGHT_EYE].mean(0), landmarks68[MOUTH].mean(0)]
     )
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..landmarks import BROWS, LEFT_EYE, LOWER_INNER_LIP, LOWER_OUTER_LIP, RIGHT_EYE, UPPER_INNER_LIP
+
 MOUTH_CLOSED_BELOW = 0.06  # inner-lip gap / eye distance
 BAND_PX = 8  # rows at the top and columns at the sides inspected for the background
 BACKGROUND_MIN_LEVEL = 200.0  # mean grey level of a light background
 BACKGROUND_MAX_SD = 12.0  # grey-level spread of a plain one
 DETAIL_EYE_DISTANCE = 64.0  # px: the scale at which inner-face detail is measured
 
-UPPER_INNER_LIP = (61, 62, 63)
-LOWER_INNER_LIP = (67, 66, 65)
-LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
-INNER_FACE = (*range(17, 27), 54, 55, 56, 57, 58, 59, 48)  # brows, then back along the lower lip
+INNER_FACE = (*BROWS, 54, *LOWER_OUTER_LIP, 48)  # brows, then back along the lower lip
 GREY = np.array([0.299, 0.587, 0.114])
 
 
@@ -40,7 +39,7 @@ def eye_distance(landmarks68: np.ndarray) -> float:
 def inner_lip_gap(landmarks68: np.ndarray) -> float:
     """(68, 2) landmarks → mean distance of the inner-lip pairs, as a share of the eye distance."""
     lm = np.asarray(landmarks68, dtype=np.float64)
-    gap = np.linalg.norm(lm[list(LOWER_INNER_LIP)] - lm[list(UPPER_INNER_LIP)], axis=1).mean()
+    gap = np.linalg.norm(lm[LOWER_INNER_LIP] - lm[UPPER_INNER_LIP], axis=1).mean()
     return float(gap / max(eye_distance(lm), 1e-6))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..landmarks import LEFT_EYE, RIGHT_EYE
+
 MEASUREMENTS = (
     "upper_lip_height",
     "lateral_upper_lip_heights",
@@ -44,7 +46,7 @@ def measurements(landmarks68: np.ndarray) -> dict[str, float]:
     lm = np.asarray(landmarks68, dtype=np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
-    iod = _d(lm, range(36, 42), range(42, 48))
+    iod = _d(lm, LEFT_EYE, RIGHT_EYE)
     stomion = (62, 66)
     jaw_width = _d(lm, 4, 12)
     nose_height = _d(lm, 27, 33)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data import ShardDataset
-from ..evaluation import canonical
 from ..faces import FACE_SIZE
+from ..landmarks import LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP
 from ..models.warp import tps_warp
 
 
@@ -72,8 +72,6 @@ def photographed_area(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(valid, 2 * r + 1, 1, r, count_include_pad=False)
 
 
-UPPER_INNER_LIP, LOWER_INNER_LIP = list(canonical.UPPER_INNER_LIP), list(canonical.LOWER_INNER_LIP)
-LOWER_OUTER_LIP = [55, 56, 57, 58, 59]
 CHIN = {6: 0.25, 7: 0.4, 8: 0.5, 9: 0.4, 10: 0.25}  # jaw points and how much of the lips' closing they follow
 
 

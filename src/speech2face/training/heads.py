@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..landmarks import INNER_LIP, OUTER_LIP
+
 ITERATIONS = 4  # GrabCut refinements
 HAIR_ABOVE_BROWS = 0.68  # face widths: the highest a head may reach above the brows (plausible_region)
-OUTER_LIP, INNER_LIP = list(range(48, 60)), list(range(60, 68))
 
 
 def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarray | None = None) -> np.ndarray:
