@@ -100,12 +100,7 @@ def test_age_steering_moves_along_the_mean_faces_path_by_the_gap(attributes):
     desc = c.mean + 0.5 * c.std * np.random.default_rng(2).standard_normal((6, 128))
     emb = _embeddings(6, 2)
     t = attributes.t
-    before = attributes.steer_config
-    try:
-        attributes.steer_config = SteerConfig(age_strength=0.5, rounds=0)  # the age move alone
-        moved = attributes.steer(desc, emb).astype(np.float64)
-    finally:
-        attributes.steer_config = before
+    moved = attributes.steer(desc, emb, SteerConfig(age_strength=0.5, rounds=0)).astype(np.float64)  # the age move alone
     gap = attributes.age(emb)[0] - (desc @ t["face.age.weight"] + t["face.age.bias"])  # years
     assert moved - desc == pytest.approx(0.5 * gap[:, None] * t["face.age.direction"][None], abs=1e-6)
 

@@ -66,7 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _write_each(inputs: list[Path], outputs: list[Path], draw, announce: bool = True) -> tuple[list[tuple[str, object]], int]:
-    """``draw(input, output) → image`` (or (image, further paths it wrote)) for each input, saved to
+    """``draw(input, output) → (image, further paths it wrote)`` for each input, the image saved to
     its output; bad inputs are reported and skipped. Returns the (stem, image) pairs written and the
     number of failures."""
     from PIL import Image
@@ -74,8 +74,7 @@ def _write_each(inputs: list[Path], outputs: list[Path], draw, announce: bool = 
     done, failed = [], 0
     for src, dst in zip(inputs, outputs):
         try:
-            drawn = draw(src, dst)
-            image, also = drawn if isinstance(drawn, tuple) else (drawn, [])
+            image, also = draw(src, dst)
             Image.fromarray(image).save(dst)
         except InputError as exc:
             failed += 1
@@ -101,7 +100,7 @@ def _normalize(args: argparse.Namespace) -> int:
     outputs = output_paths(inputs, args.output)
     check_writable(outputs)
     renderer = load_decoder(args.weights, args.device)
-    _, failed = _write_each(inputs, outputs, lambda src, dst: renderer.normalize(src)[0])
+    _, failed = _write_each(inputs, outputs, lambda src, dst: (renderer.normalize(src)[0], []))
     return 1 if failed else 0
 
 
@@ -142,7 +141,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"input": str(src), "faces": [str(dst)] + [str(p) for p in extra], "used": result.used,
                               "notes": result.notes, "voice_attributes": result.voice_attributes}), flush=True)
-            return result.image
+            return result.image, extra
         if result.input_seconds > args.duration + 0.05 or result.notes:  # more than one clip: say which part
             print(f"{src}: used {result.used}" + "".join(f"; {n}" for n in result.notes), file=sys.stderr)
         if result.voice_attributes is not None and len(inputs) == 1:
@@ -199,7 +198,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from .training.voice import run_from_args
 
-    result = run_from_args(args, "speech2face " + shlex.join(sys.argv[1:]))
+    result = run_from_args(args, "speech2face " + shlex.join(args.argv))
     print(json.dumps(result, indent=1))
     return 0
 
@@ -386,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if delegated is not None:
         return delegated
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the line as given, for the weights' reproduce line
     try:
         return args.func(args)
     except (InputError, WeightsError) as exc:

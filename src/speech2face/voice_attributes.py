@@ -14,7 +14,6 @@ spread on val, from which further plausible faces are sampled (``variations``).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -107,14 +106,15 @@ class VoiceAttributes:
         return out
 
     # --- the drawing ----------------------------------------------------------------------------
-    def steer(self, descriptors: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    def steer(self, descriptors: np.ndarray, embeddings: np.ndarray, config: Optional[SteerConfig] = None) -> np.ndarray:
         """(N, 128) descriptors → descriptors whose face reads as the voice's age (moved along the
         mean face's path through the years by the gap between the face's age reading and the
-        voice's), then as its gender and drawn group (minimal-norm moves to a margin)."""
+        voice's), then as its gender and drawn group (minimal-norm moves to a margin). ``config``:
+        the shipped setting (``steer_config``) unless given."""
         d = np.atleast_2d(descriptors).astype(np.float64).copy()
         male = self.male_probability(embeddings) >= 0.5
         group = self.drawn_group(embeddings)
-        cfg = self.steer_config
+        cfg = config or self.steer_config
         if cfg.age_strength > 0:
             gap = self.age(embeddings)[0] - (d @ self.t["face.age.weight"] + self.t["face.age.bias"])  # (N,) years
             d += cfg.age_strength * gap[:, None] * self.t["face.age.direction"]
@@ -181,8 +181,3 @@ def describe(attributes: dict) -> str:
     else:
         ethnicity = "ethnicity uncertain: " + ", ".join(f"{GROUP_NAMES[c]} {_pct(p)}" for c, p in ranked[:3] if p >= 0.05)
     return f"{gender}, {age}, {ethnicity}"
-
-
-@functools.lru_cache(maxsize=None)
-def shipped_voice_attributes() -> VoiceAttributes:
-    return VoiceAttributes.load()

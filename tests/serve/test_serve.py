@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(shared_data):
+@contextmanager
+def serving(*flags: str):
+    """`speech2face serve` with ``flags`` on a free loopback port, once its model is loaded:
+    (base URL, process); stopped on exit."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port), *flags],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -43,9 +46,17 @@ def server(shared_data):
     else:
         proc.kill()
         pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
-    yield base, proc
-    proc.terminate()
-    proc.wait(10)
+    try:
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(shared_data):
+    with serving() as running:
+        yield running
 
 
 def clip_bytes(index: int = 0) -> bytes:
@@ -392,25 +403,11 @@ def test_match_refuses_more_photos_than_its_limit(server):
 
 @pytest.mark.slow
 def test_a_request_past_its_time_limit_is_a_503(shared_data):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port), "--timeout", "0.01"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).json()["model_loaded"]:
-                    break
-            except Exception:
-                time.sleep(0.3)
+    with serving("--timeout", "0.01") as (base, _):
         r = post(base, clip_bytes(0), fmt="json")
         assert r.status_code == 503 and "time limit of 0.01 s" in r.json()["error"]
         assert _metric(base, "speech2face_refusals_total", reason="time limit") == 1
         assert alive(base)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_match_api(server):

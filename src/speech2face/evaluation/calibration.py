@@ -62,25 +62,32 @@ def interval_coverage(low: np.ndarray, high: np.ndarray, value: np.ndarray) -> f
     return float(np.mean((value >= np.asarray(low)) & (value <= np.asarray(high))))
 
 
-def voice_attribute_figures(told: list[dict], true_gender: list[str], true_age: list[float],
-                            true_ethnicity: list[str], classes: tuple[str, ...]) -> dict:
-    """How well what the product says about each voice (``VoiceAttributes.read`` dicts) matches
-    the true faces as the scorer reads them: accuracy, ECE and reliability bins for gender and
-    ethnicity, age r and the 80 % interval's coverage."""
-    p_male = np.array([t["gender"]["male"] for t in told])
-    male = np.array([g == "m" for g in true_gender])
-    g_conf, g_correct = np.maximum(p_male, 1 - p_male), (p_male >= 0.5) == male
-    years = np.array([t["age"]["years"] for t in told])
-    low, high = np.array([t["age"]["interval_80"] for t in told]).T
-    age = np.asarray(true_age, float)
-    post = np.array([[t["ethnicity"][c] for c in classes] for t in told])
-    e_correct = post.argmax(1) == np.array([classes.index(e) for e in true_ethnicity])
+def attribute_scores(p_male: np.ndarray, male: np.ndarray, years: np.ndarray, low: np.ndarray, high: np.ndarray,
+                     age: np.ndarray, posterior: np.ndarray, group: np.ndarray) -> dict:
+    """Stated attributes against the truth: P(male) (N,) vs ``male`` (N,) bool; age (N,) with its
+    interval [low, high] vs ``age``; the group posterior (N, C) vs ``group`` (N,) indices →
+    accuracy, ECE and reliability bins for gender and group, age r, MAE and interval coverage."""
+    p_male, years, age = np.asarray(p_male, float), np.asarray(years, float), np.asarray(age, float)
+    posterior = np.asarray(posterior, float)
+    g_conf, g_correct = np.maximum(p_male, 1 - p_male), (p_male >= 0.5) == np.asarray(male, bool)
+    e_conf, e_correct = posterior.max(1), posterior.argmax(1) == np.asarray(group)
     return {
-        "n": len(told),
+        "n": len(p_male),
         "gender": {"accuracy": float(g_correct.mean()), "ece": expected_calibration_error(g_conf, g_correct),
                    "reliability": reliability(g_conf, g_correct)},
-        "age": {"r": float(np.corrcoef(years, age)[0, 1]) if len(told) > 2 else float("nan"),
+        "age": {"r": float(np.corrcoef(years, age)[0, 1]) if len(years) > 2 else float("nan"),
                 "mae": float(np.mean(np.abs(years - age))), "interval_80_coverage": interval_coverage(low, high, age)},
-        "ethnicity": {"accuracy": float(e_correct.mean()), "ece": expected_calibration_error(post.max(1), e_correct),
-                      "reliability": reliability(post.max(1), e_correct)},
+        "ethnicity": {"accuracy": float(e_correct.mean()), "ece": expected_calibration_error(e_conf, e_correct),
+                      "reliability": reliability(e_conf, e_correct)},
     }
+
+
+def voice_attribute_figures(told: list[dict], true_gender: list[str], true_age: list[float],
+                            true_ethnicity: list[str], classes: tuple[str, ...]) -> dict:
+    """``attribute_scores`` of what the product says about each voice (``VoiceAttributes.read``
+    dicts) against the true faces as the scorer reads them."""
+    low, high = np.array([t["age"]["interval_80"] for t in told], float).T
+    return attribute_scores(np.array([t["gender"]["male"] for t in told]), np.array([g == "m" for g in true_gender]),
+                            np.array([t["age"]["years"] for t in told]), low, high, np.asarray(true_age, float),
+                            np.array([[t["ethnicity"][c] for c in classes] for t in told]),
+                            np.array([classes.index(e) for e in true_ethnicity]))

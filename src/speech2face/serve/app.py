@@ -224,7 +224,7 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
                 "drawn_face_attributes": drawn_face, "used": used, "notice": NOTICE}
 
     @app.post("/api/match")
-    async def api_match(request: Request, audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
+    async def api_match(audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
         """Rank face photos (at most MAX_MATCH_PHOTOS) by how well they fit the voice (cosine of descriptors)."""
         from ..pipeline import rank_faces
 

@@ -21,6 +21,7 @@ import torch
 from ..evaluation.attributes import ETHNICITIES
 from ..evaluation.metrics import retrieval_recall
 from ..voice_attributes import SteerConfig, VoiceAttributes
+from .voice import exaggerate
 from .voice_attributes import group_figures
 
 SETTINGS = (  # (exaggeration, SteerConfig or None for no steering)
@@ -39,10 +40,9 @@ def score_setting(model, attributes: VoiceAttributes, table: dict, idx: np.ndarr
     ge2e = table["ge2e"][idx]
     with torch.no_grad():
         raw = model.encoder(torch.from_numpy(ge2e).float())
-    desc = (model.center + exaggeration * (raw - model.center)).numpy()
+    desc = exaggerate(raw, model.center, exaggeration).numpy()
     if steer is not None:
-        attributes.steer_config = steer
-        desc = attributes.steer(desc, ge2e)
+        desc = attributes.steer(desc, ge2e, steer)
     images = model.renderer.decode(desc, workers=model.workers)
     scores = [scorer.score_array(im) for im in images]
     found = np.array([s.detected for s in scores])

@@ -261,12 +261,11 @@ def finish(cfg, model, best, data, kind, splits, device, export, val_recall) -> 
         config = {"model": "VoiceEncoder", "encoder": model.config.to_dict(), "exaggeration": factor,
                   "training": {**result, "config": asdict(cfg)},
                   "reproduce": cfg.command or f"speech2face train {' '.join(cfg.shards)} --config {cfg.out}/config.json"}
-        if cfg.objective == "drawn" or cfg.decoder_weights is None:  # which decoder the head was trained through
-            from ..pipeline import DECODER_WEIGHTS, asset_path
-            from ..weights import sha256_of
+        from ..pipeline import DECODER_WEIGHTS, asset_path
+        from ..weights import sha256_of
 
-            decoder = Path(cfg.decoder_weights) if cfg.decoder_weights else asset_path(DECODER_WEIGHTS)
-            config["decoder_sha256"] = sha256_of(decoder) if decoder.is_file() else None
+        decoder = Path(cfg.decoder_weights) if cfg.decoder_weights else asset_path(DECODER_WEIGHTS)
+        config["decoder_sha256"] = sha256_of(decoder) if decoder.is_file() else None  # the decoder it was trained through
         tensors = {**{f"encoder.{k}": v for k, v in model.state_dict().items()}, "center": center}
         result["sha256"] = save_weights(export, tensors, config)
     return result

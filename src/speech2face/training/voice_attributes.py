@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from ..evaluation.attributes import ETHNICITIES
-from ..evaluation.calibration import (binary_logits, expected_calibration_error, fit_temperature, interval_coverage,
-                                      log_loss, reliability, softmax)
+from ..evaluation.calibration import attribute_scores, binary_logits, fit_temperature, log_loss, softmax
 from ..weights import save_weights
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength of the logistic regressions, chosen on val
@@ -224,31 +223,19 @@ def head_predictions(voice_weights: Optional[str], ge2e: np.ndarray) -> np.ndarr
 
 # --- report -------------------------------------------------------------------------------------
 def figures(weights: dict, table: dict, idx: np.ndarray) -> dict:
-    """What the read-outs score on ``idx``: accuracy, ECE and reliability bins, age r / MAE and
-    interval coverage, ethnicity agreement, balanced, confusion and the drawn group's shares."""
+    """What the read-outs score on ``idx`` (``evaluation.calibration.attribute_scores``), and the
+    drawn group's agreement, balanced recall, shares and confusion."""
     from ..voice_attributes import VoiceAttributes
 
     va = VoiceAttributes(weights, {"classes": list(ETHNICITIES)})
-    ge2e, male, age, eth = table["ge2e"][idx], table["male"][idx], table["age"][idx], table["ethnicity"][idx]
-    p_male = va.male_probability(ge2e)
-    g_conf = np.maximum(p_male, 1 - p_male)
-    g_correct = (p_male >= 0.5) == male
-    years, low, high = va.age(ge2e)
-    post = va.ethnicity_posterior(ge2e)
-    e_correct = post.argmax(1) == eth
+    ge2e, eth = table["ge2e"][idx], table["ethnicity"][idx]
+    report = attribute_scores(va.male_probability(ge2e), table["male"][idx], *va.age(ge2e), table["age"][idx],
+                              va.ethnicity_posterior(ge2e), eth)
     drawn = va.drawn_group(ge2e)
     confusion = np.zeros((len(ETHNICITIES), len(ETHNICITIES)), int)
     np.add.at(confusion, (eth, drawn), 1)
-    return {
-        "n": int(len(idx)),
-        "gender": {"accuracy": float(g_correct.mean()), "ece": expected_calibration_error(g_conf, g_correct),
-                   "reliability": reliability(g_conf, g_correct)},
-        "age": {"r": float(np.corrcoef(years, age)[0, 1]), "mae": float(np.mean(np.abs(years - age))),
-                "interval_80_coverage": interval_coverage(low, high, age)},
-        "ethnicity": {"accuracy": float(e_correct.mean()), "ece": expected_calibration_error(post.max(1), e_correct),
-                      "reliability": reliability(post.max(1), e_correct),
-                      "drawn": group_figures(drawn, eth), "confusion_true_by_drawn": confusion.tolist()},
-    }
+    report["ethnicity"].update(drawn=group_figures(drawn, eth), confusion_true_by_drawn=confusion.tolist())
+    return report
 
 
 # --- main ---------------------------------------------------------------------------------------
