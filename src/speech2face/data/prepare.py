@@ -24,9 +24,10 @@ import os
 import re
 import tarfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -191,18 +192,22 @@ def _init_worker() -> None:
 def prepare(
     sources: Sequence,
     out: Path,
-    workers: int = 1,
+    workers: Optional[int] = None,
     shard_size: int = 100,
     shard_id: int = 0,
     num_shards: int = 1,
     options: PrepareOptions = PrepareOptions(),
     progress: bool = True,
     limit: Optional[int] = None,
+    ray_address: Optional[str] = None,
 ) -> dict:
     """Prepare every item of ``sources`` into shards under ``out``; returns the summary (also ``index.json``).
 
     Items are sorted by key and cut into shards of ``shard_size``; this process does the shards
-    whose index ≡ ``shard_id`` (mod ``num_shards``) that are not already complete.
+    whose index ≡ ``shard_id`` (mod ``num_shards``) that are not already complete. The items run
+    in ``workers`` local processes (default 1), or as tasks on the Ray cluster at ``ray_address``
+    (see ``ray_prepare.ray_cluster``; with ``local``, ``workers`` is the CPUs Ray may use, default
+    all); the shards, keys and files are the same either way.
     """
     from tqdm import tqdm
 
@@ -220,26 +225,42 @@ def prepare(
     work = [item for i in todo for item in chunks[i]]
     started = time.time()
     bar = tqdm(total=len(work), unit="item", desc="prepare", disable=not progress)
-    if workers > 1 and work:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker)
-        results = pool.imap(_prepare_with, [(item, options) for item in work], chunksize=2)
-    else:
-        pool, results = None, (prepare_item(item, options) for item in work)
-    try:
-        for index in todo:
-            done = []
-            for _ in chunks[index]:
-                done.append(next(results))
-                bar.update()
-            _write_shard(out, index, done, options)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
+    with _results(work, options, workers, ray_address) as (results, runner):
+        try:
+            for index in todo:
+                done = []
+                for _ in chunks[index]:
+                    done.append(next(results))
+                    bar.update()
+                _write_shard(out, index, done, options)
+        finally:
+            bar.close()
     summary = summarize(out, len(items), len(chunks))
-    summary["this_run"] = {"shards_written": len(todo), "items": len(work), "seconds": round(time.time() - started, 2)}
+    summary["this_run"] = {"shards_written": len(todo), "items": len(work), "seconds": round(time.time() - started, 2),
+                           "runner": runner}
     write_json(out / "index.json", summary)
     return summary
+
+
+@contextmanager
+def _results(work: list[SourceItem], options: PrepareOptions, workers: Optional[int],
+             ray_address: Optional[str]) -> Iterator[tuple[Iterator[Prepared], dict]]:
+    """The items' results in the order of ``work`` — here, in a process pool, or on Ray — and where they ran."""
+    if not work:
+        yield iter(()), {}
+    elif ray_address is not None:
+        from .ray_prepare import ray_cluster, ray_map
+
+        with ray_cluster(ray_address, num_cpus=workers) as cluster:
+            yield ray_map(work, options), {"ray": ray_address, **cluster}
+    elif workers is not None and workers > 1:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker)
+        try:
+            yield pool.imap(_prepare_with, [(item, options) for item in work], chunksize=2), {"processes": workers}
+        finally:
+            pool.terminate()
+    else:
+        yield (prepare_item(item, options) for item in work), {"processes": 1}
 
 
 def _prepare_with(args: tuple[SourceItem, PrepareOptions]) -> Prepared:
