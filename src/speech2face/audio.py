@@ -155,13 +155,19 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Option
         limit = int(max_seconds * rate)
         to_float = av.AudioResampler(format="fltp")  # planar float, channels kept
         for frame in container.decode(stream):
-            for out in to_float.resample(frame):
+            # most decoders (Opus, AAC, MP3, Vorbis) already give planar float: no conversion
+            for out in [frame] if frame.format.name == "fltp" else to_float.resample(frame):
                 planes = out.to_ndarray()  # (C, n)
-                chunks.append(planes.mean(axis=0))
+                chunks.append(planes if planes.dtype == np.float32 else planes.astype(np.float32))
                 total += planes.shape[1]
             if total >= limit:
                 break
-    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if not chunks:
+        return np.zeros(0, np.float32), rate, header_seconds
+    channels = {c.shape[0] for c in chunks}
+    if len(channels) > 1:  # the layout changed mid-stream: mix each part down on its own
+        chunks = [c.mean(axis=0, keepdims=True) for c in chunks]
+    wave = np.concatenate(chunks, axis=1).mean(axis=0)  # (N,) float32
     return wave[:limit], rate, header_seconds
 
 
