@@ -1,7 +1,7 @@
 """HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16, on a quiet
 machine and then with two other busy processes on the cores.
 
-    python bench/serve.py [--requests 24] [--seconds 60] [--busy 2]
+    python bench/serve.py [--requests 24] [--seconds 60] [--busy 2] [--bf16]
 
 Starts `speech2face serve` on a free loopback port, sends a bounded number of requests per level
 (stopping early at the time bound), prints requests/s, p50/p95 latency and errors, stops the server.
@@ -64,12 +64,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=24, help="requests per concurrency level, at most")
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound per level")
     parser.add_argument("--busy", type=int, default=2, help="busy processes for the second run (0: skip it)")
+    parser.add_argument("--bf16", action="store_true", help="serve with --bf16 (GE2E's LSTM in bfloat16)")
     args = parser.parse_args()
     clips = [p.read_bytes() for p in sorted(Path(args.data, "audio").glob("*.opus"))[:16]]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)] + ["--bf16"] * args.bf16,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -79,7 +80,7 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback{', --bf16' * args.bf16}")
         httpx.post(f"{base}/api/reconstruct", files={"audio": ("w.opus", clips[0])}, timeout=60)  # warm-up
         levels(base, clips, args.requests, args.seconds, "quiet")
         if args.busy:

@@ -70,3 +70,18 @@ def test_shipped_weights_are_resemblyzers_converted():
     assert set(shipped) == {k for k in original if k.startswith(("lstm.", "linear."))}
     for name, tensor in shipped.items():
         assert torch.equal(tensor, original[name]), name
+
+
+def test_bfloat16_lstm_stays_close_to_float32(pair_rows):
+    """`serve --bf16`: on real clips, GE2E embeddings with the LSTM in bfloat16 are within cosine
+    0.998 of float32, and the float32 path is what it was (the same numbers with the flag off)."""
+    from speech2face.speaker import cpu_has_bfloat16
+
+    waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:6]]
+    encoder = speaker_encoder()
+    exact = encoder.embed_many(waves)
+    np.testing.assert_array_equal(encoder.embed_many(waves, bfloat16=False), exact)
+    fast = encoder.embed_many(waves, bfloat16=True, workers=2)
+    assert fast.dtype == np.float32 and np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+    assert (np.sum(fast * exact, axis=1) > 0.998).all()
+    assert isinstance(cpu_has_bfloat16(), bool)

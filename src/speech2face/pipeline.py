@@ -174,7 +174,7 @@ class Speech2Face:
 
     def __init__(self, encoder: VoiceEncoder, center: torch.Tensor, exaggeration: float, renderer: FaceRenderer,
                  device: str = "cpu", workers: Optional[int] = None, attributes: Optional[VoiceAttributes] = None,
-                 steer: bool = True) -> None:
+                 steer: bool = True, bfloat16: bool = False) -> None:
         self.encoder = encoder.to(device).eval()
         self.center = center.to(device)
         self.exaggeration = exaggeration
@@ -183,6 +183,7 @@ class Speech2Face:
         self.workers = workers or available_cpus()
         self.attributes = attributes
         self.steer = steer and attributes is not None
+        self.bfloat16 = bfloat16  # GE2E's LSTM in bfloat16 (speaker.BFLOAT16_NOTE)
 
     @torch.no_grad()
     def listen(self, inputs: list[SpeechClips]) -> list[Voice]:
@@ -192,7 +193,8 @@ class Speech2Face:
         recordings of 12 s this came closest to the true face: centred cosine 0.187, vs 0.177
         averaging descriptors and 0.163 for one window); the others are dropped, with a note."""
         sizes = [len(p.clips) for p in inputs]
-        spk = speaker_encoder(self.device).embed_many([c for p in inputs for c in p.clips], workers=self.workers)
+        spk = speaker_encoder(self.device).embed_many([c for p in inputs for c in p.clips], workers=self.workers,
+                                                      bfloat16=self.bfloat16)
         voices = []
         for p, emb in zip(inputs, np.split(spk, np.cumsum(sizes)[:-1])):
             keep = one_voice(emb)
@@ -308,9 +310,10 @@ def one_voice(embeddings: np.ndarray) -> list[int]:
 
 def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights: Optional[Union[str, Path]] = None,
                device: Optional[str] = None, attributes_weights: Optional[Union[str, Path]] = None,
-               steer: bool = True) -> Speech2Face:
+               steer: bool = True, bfloat16: bool = False) -> Speech2Face:
     """The voice encoder, face decoder and voice attributes (default: the weights shipped in the
-    package), verified; ``steer``: draw the voice's gender, group and age (see voice_attributes)."""
+    package), verified; ``steer``: draw the voice's gender, group and age (see voice_attributes);
+    ``bfloat16``: GE2E's LSTM in bfloat16, an opt-in for servers with bfloat16 units (speaker.BFLOAT16_NOTE)."""
     device = resolve_device(device)
     attributes_path = Path(attributes_weights) if attributes_weights else asset_path(VOICE_ATTRIBUTES_WEIGHTS)
     attributes = VoiceAttributes.load(attributes_path) if attributes_weights or attributes_path.is_file() else None
@@ -318,7 +321,8 @@ def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights
                                            lambda c: VoiceEncoder(VoiceEncoderConfig.from_dict(c["encoder"])),
                                            "VoiceEncoder", prefix="encoder.")
     return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
-                       load_decoder(decoder_weights, device), device, attributes=attributes, steer=steer)
+                       load_decoder(decoder_weights, device), device, attributes=attributes, steer=steer,
+                       bfloat16=bfloat16)
 
 
 def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],

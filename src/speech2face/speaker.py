@@ -77,10 +77,11 @@ class SpeakerEncoder(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank()), persistent=False)
         self.register_buffer("window", torch.hann_window(MEL_N_FFT, periodic=True), persistent=False)
 
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+    def forward(self, mels: torch.Tensor, bfloat16: bool = False) -> torch.Tensor:
         # mels: (B, PARTIAL_FRAMES, N_MELS) → (B, EMBEDDING_SIZE), unit norm
-        _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
-        embeds = torch.relu(self.linear(hidden[-1]))
+        with torch.autocast(mels.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
+        embeds = torch.relu(self.linear(hidden[-1].float()))
         return embeds / embeds.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def mel_frames(self, wave: torch.Tensor) -> torch.Tensor:
@@ -121,21 +122,23 @@ class SpeakerEncoder(nn.Module):
         return self.embed_many([wave], normalize_volume)[0]
 
     @torch.no_grad()
-    def embed_many(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1) -> np.ndarray:
+    def embed_many(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1,
+                   bfloat16: bool = False) -> np.ndarray:
         """Several waves → (N, 256) embeddings. The partials of all waves go through the LSTM
-        together, split into ``workers`` chunks run side by side (one intra-op thread each)."""
+        together, split into ``workers`` chunks run side by side (one intra-op thread each);
+        ``bfloat16``: the LSTM in bfloat16 (see ``BFLOAT16_NOTE``)."""
         parts = [self.partials(w, normalize_volume) for w in waves]
         counts = [len(p) for p in parts]
         stacked = torch.cat(parts)  # (sum P, 160, 40)
         chunks = torch.tensor_split(stacked, min(workers, len(stacked)))
         if len(chunks) == 1:
-            embeds = self(stacked)
+            embeds = self(stacked, bfloat16)
         else:
             from concurrent.futures import ThreadPoolExecutor
 
             def run(chunk: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():  # grad mode is per thread
-                    return self(chunk)
+                    return self(chunk, bfloat16)
 
             with ThreadPoolExecutor(len(chunks)) as pool:  # the LSTM releases the GIL
                 embeds = torch.cat(list(pool.map(run, chunks)))
@@ -144,6 +147,17 @@ class SpeakerEncoder(nn.Module):
 
 
 GE2E_WEIGHTS = "speaker_encoder_ge2e.safetensors"
+
+BFLOAT16_NOTE = (
+    "GE2E's LSTM in bfloat16 is ~3x faster on CPUs with bfloat16 units (Intel AMX or AVX512-BF16: Xeon "
+    "Sapphire Rapids and later, AMD Zen 4 and later) and slower on others; its window embeddings stay within "
+    "cosine 0.998 of float32, but the heads were trained on float32 ones: it is an opt-in for servers")
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX tiles or AVX512-BF16), as torch sees it."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe() for probe in probes if probe is not None)
 
 
 def resemblyzer_weights_path() -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import BROWSER_ARGS, PAIRS, need_chromium
 
@@ -408,6 +409,17 @@ def test_a_request_past_its_time_limit_is_a_503(shared_data):
         assert r.status_code == 503 and "time limit of 0.01 s" in r.json()["error"]
         assert _metric(base, "speech2face_refusals_total", reason="time limit") == 1
         assert alive(base)
+
+
+@pytest.mark.slow
+def test_bf16_server_draws_the_same_faces_within_a_grey_level(server):
+    """`serve --bf16` (GE2E's LSTM in bfloat16) draws what the float32 server draws, to the eye."""
+    base, _ = server
+    with serving("--bf16") as (fast, _):
+        for index in range(3):
+            exact, approx = (np.asarray(Image.open(io.BytesIO(post(b, clip_bytes(index)).content)), dtype=float)
+                             for b in (base, fast))
+            assert np.abs(exact - approx).mean() < 1.0
 
 
 def test_match_api(server):

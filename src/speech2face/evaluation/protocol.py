@@ -176,7 +176,8 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
 
 
 def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decoder_weights: Optional[str],
-                      progress: bool, steer: bool = True, attributes_weights: Optional[str] = None) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, dict]]:
+                      progress: bool, steer: bool = True, attributes_weights: Optional[str] = None,
+                      bfloat16: bool = False) -> tuple[Path, Path, dict[str, np.ndarray], dict[str, dict]]:
     """Reconstruct every clip with a trained model (→ out/reconstructions, and the descriptors drawn
     → out/predicted_descriptors.npz, also returned by stem, with what the voice tells) and decode
     every true face's own descriptor (→ out/decoder_on_true_face, the upper bound)."""
@@ -186,7 +187,8 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     from ..errors import FaceError
     from ..pipeline import load_model
 
-    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", attributes_weights, steer=steer)
+    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", attributes_weights, steer=steer,
+                     bfloat16=bfloat16)
     recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
     recon_dir.mkdir(parents=True, exist_ok=True)
     upper_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +221,7 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
              limit: Optional[int] = None, cache: Optional[Path] = None, baselines: bool = True,
              progress: bool = True, name: Optional[str] = None, model: Optional[str] = None,
              decoder_weights: Optional[str] = None, split: Optional[str] = None, steer: bool = True,
-             attributes_weights: Optional[str] = None) -> dict:
+             attributes_weights: Optional[str] = None, bfloat16: bool = False) -> dict:
     from tqdm import tqdm
 
     from ..data.splits import tuning_split_of
@@ -236,7 +238,7 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
     upper_dir, predicted, told = None, None, {}
     if model is not None:
         images, upper_dir, predicted, told = render_with_model(rows, data, out, model, decoder_weights, progress, steer,
-                                                                   attributes_weights)
+                                                                   attributes_weights, bfloat16)
         name = name or f"speech2face ({model})"
     if images is None or not Path(images).is_dir():
         raise InputError(f"{images}: not a folder of images")
@@ -314,7 +316,8 @@ def evaluate(data: Path, images: Optional[Path], out: Path, pool: int = 100, rep
         "pairs_scored": len(kept),
         "speakers_scored": len({r["identity"] for r in kept}),
         "settings": {"pool": pool, "repeats": repeats, "seed": seed, "limit": limit, "ks": list(KS), "split": split,
-                     "steer": steer if model is not None else None},
+                     "steer": steer if model is not None else None,
+                     "bfloat16": bfloat16 if model is not None else None},
         "problems": problems,
         "systems": systems,
         "before_drawing": before,

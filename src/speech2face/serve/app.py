@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
+import sys
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -268,10 +270,20 @@ def check_port(host: str, port: int) -> None:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS, bfloat16: bool = False) -> None:
+    """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (speaker.BFLOAT16_NOTE)."""
     import uvicorn
 
     check_port(host, port)
     if not timeout > 0:
         raise InputError(f"--timeout {timeout:g}: a time limit is a positive number of seconds")
-    uvicorn.run(create_app(timeout=timeout), host=host, port=port, log_level="info")
+    load = None
+    if bfloat16:
+        from ..pipeline import load_model
+        from ..speaker import cpu_has_bfloat16
+
+        if not cpu_has_bfloat16():
+            print("warning: --bf16 on a CPU without bfloat16 units (AMX, AVX512-BF16): it will be slower, "
+                  "not faster", file=sys.stderr)
+        load = functools.partial(load_model, device="cpu", bfloat16=True)
+    uvicorn.run(create_app(load, timeout=timeout), host=host, port=port, log_level="info")
