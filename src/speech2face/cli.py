@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=SERVE_TIMEOUT_SECONDS,
                    help="seconds a request may wait and run before it is answered 503 (server busy)")
     p.add_argument("--bf16", action="store_true",
-                   help="run GE2E's LSTM in bfloat16: ~1.3x the requests/s on CPUs with AMX or AVX512-BF16, slower on "
+                   help="run GE2E's LSTM in bfloat16: up to 1.5x the requests/s on CPUs with AMX or AVX512-BF16, slower on "
                         "others; voice embeddings within cosine 0.998 of the float32 ones (README: Benchmarks)")
     p.set_defaults(func=_serve)
 

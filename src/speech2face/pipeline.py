@@ -183,7 +183,7 @@ class Speech2Face:
         self.workers = workers or available_cpus()
         self.attributes = attributes
         self.steer = steer and attributes is not None
-        self.bfloat16 = bfloat16  # GE2E's LSTM in bfloat16 (speaker.BFLOAT16_NOTE)
+        self.bfloat16 = bfloat16  # GE2E's LSTM in bfloat16 (see the speaker module)
 
     @torch.no_grad()
     def listen(self, inputs: list[SpeechClips]) -> list[Voice]:
@@ -313,7 +313,7 @@ def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights
                steer: bool = True, bfloat16: bool = False) -> Speech2Face:
     """The voice encoder, face decoder and voice attributes (default: the weights shipped in the
     package), verified; ``steer``: draw the voice's gender, group and age (see voice_attributes);
-    ``bfloat16``: GE2E's LSTM in bfloat16, an opt-in for servers with bfloat16 units (speaker.BFLOAT16_NOTE)."""
+    ``bfloat16``: GE2E's LSTM in bfloat16, an opt-in for servers with bfloat16 units (see the speaker module)."""
     device = resolve_device(device)
     attributes_path = Path(attributes_weights) if attributes_weights else asset_path(VOICE_ATTRIBUTES_WEIGHTS)
     attributes = VoiceAttributes.load(attributes_path) if attributes_weights or attributes_path.is_file() else None

@@ -7,6 +7,11 @@ every other weights file. Resemblyzer itself is not needed at run time (importin
 librosa and numba, ~10 s cold); the mel front end and the network are re-implemented here (torch
 only) and checked against resemblyzer in the tests. Resemblyzer's webrtcvad silence trimming is
 not applied: clips here are short speech segments.
+
+bfloat16 (``embed_many(..., bfloat16=True)``, ``serve --bf16``): the LSTM is ~3× faster on CPUs
+with bfloat16 units (Intel AMX or AVX512-BF16: Xeon Sapphire Rapids and later, AMD Zen 4 and
+later) and slower on others; its window embeddings stay within cosine 0.998 of float32, but the
+heads were trained on float32 ones, so it is an opt-in for servers, off by default.
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ class SpeakerEncoder(nn.Module):
                    bfloat16: bool = False) -> np.ndarray:
         """Several waves → (N, 256) embeddings. The partials of all waves go through the LSTM
         together, split into ``workers`` chunks run side by side (one intra-op thread each);
-        ``bfloat16``: the LSTM in bfloat16 (see ``BFLOAT16_NOTE``)."""
+        ``bfloat16``: the LSTM in bfloat16 (see the module's docstring)."""
         parts = [self.partials(w, normalize_volume) for w in waves]
         counts = [len(p) for p in parts]
         stacked = torch.cat(parts)  # (sum P, 160, 40)
@@ -147,11 +152,6 @@ class SpeakerEncoder(nn.Module):
 
 
 GE2E_WEIGHTS = "speaker_encoder_ge2e.safetensors"
-
-BFLOAT16_NOTE = (
-    "GE2E's LSTM in bfloat16 is ~3x faster on CPUs with bfloat16 units (Intel AMX or AVX512-BF16: Xeon "
-    "Sapphire Rapids and later, AMD Zen 4 and later) and slower on others; its window embeddings stay within "
-    "cosine 0.998 of float32, but the heads were trained on float32 ones: it is an opt-in for servers")
 
 
 def cpu_has_bfloat16() -> bool:

@@ -271,7 +271,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS, bfloat16: bool = False) -> None:
-    """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (speaker.BFLOAT16_NOTE)."""
+    """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (see the speaker module)."""
     import uvicorn
 
     check_port(host, port)
