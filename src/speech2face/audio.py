@@ -157,17 +157,12 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Option
         for frame in container.decode(stream):
             # most decoders (Opus, AAC, MP3, Vorbis) already give planar float: no conversion
             for out in [frame] if frame.format.name == "fltp" else to_float.resample(frame):
-                planes = out.to_ndarray()  # (C, n)
-                chunks.append(planes if planes.dtype == np.float32 else planes.astype(np.float32))
+                planes = out.to_ndarray()  # (C, n) float32
+                chunks.append(planes[0] if len(planes) == 1 else planes.mean(axis=0))
                 total += planes.shape[1]
             if total >= limit:
                 break
-    if not chunks:
-        return np.zeros(0, np.float32), rate, header_seconds
-    channels = {c.shape[0] for c in chunks}
-    if len(channels) > 1:  # the layout changed mid-stream: mix each part down on its own
-        chunks = [c.mean(axis=0, keepdims=True) for c in chunks]
-    wave = np.concatenate(chunks, axis=1).mean(axis=0)  # (N,) float32
+    wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     return wave[:limit], rate, header_seconds
 
 

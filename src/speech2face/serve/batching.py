@@ -5,8 +5,8 @@ A request waits in a queue with its deadline. A collector takes the first waitin
 every other already waiting (up to ``max_batch``); under load — the last batch held more than one
 request — it also waits at most ``max_wait`` seconds for more, while an idle server answers a lone
 request at once. It drops those whose client has gone or whose deadline has passed, and runs the
-rest as one batch in a worker thread while the next batch gathers. Requests in one batch share their clip length and number of faces (those that do not
-wait for the next batch).
+rest as one batch in a worker thread while the next batch gathers. Requests in one batch share
+their clip length and number of faces (those that do not wait for the next batch).
 """
 
 from __future__ import annotations
