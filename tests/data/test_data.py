@@ -255,3 +255,16 @@ def test_cli_prepare_reports_bad_source(tmp_path):
     result = subprocess.run([sys.executable, "-m", "speech2face", "prepare", str(tmp_path / "nowhere"), "--out",
                              str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2 and "no such file or folder" in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [(["--shard-id", "5"], "--shard-id must be in [0, 1), got 5"),
+                                            (["--workers", "0"], "--workers must be at least 1, got 0"),
+                                            (["--workers", "0", "--ray", "local"], "--workers must be at least 1")])
+def test_cli_prepare_reports_bad_settings(tmp_path, flags, message):
+    """Impossible settings are one line and exit 2, before any work (Ray given no CPU would hang)."""
+    if not (PAIRS / "pairs.csv").is_file():
+        pytest.skip(f"no paired data at {PAIRS}")
+    result = subprocess.run([sys.executable, "-m", "speech2face", "prepare", str(PAIRS), "--out", str(tmp_path / "o"),
+                             "--limit", "2", *flags], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "o").glob("shard-*"))

@@ -212,7 +212,9 @@ def prepare(
     from tqdm import tqdm
 
     if not 0 <= shard_id < num_shards:
-        raise ValueError(f"--shard-id must be in [0, {num_shards}), got {shard_id}")
+        raise InputError(f"--shard-id must be in [0, {num_shards}), got {shard_id}")
+    if workers is not None and workers < 1:  # Ray given no CPU would wait for one for ever
+        raise InputError(f"--workers must be at least 1, got {workers}")
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.tmp"):  # leftovers of a killed run
         stale.unlink()
