@@ -12,9 +12,22 @@ on it, defined as the independent scorer defines them (``../shared/docs/ANCHORS.
 * **Plain light background**: the top ``BAND_PX`` rows and the ``BAND_PX`` side strips of the upper
   half — where a portrait shows background, never the face — have a mean grey level of at least
   ``BACKGROUND_MIN_LEVEL`` and a spread of at most ``BACKGROUND_MAX_SD`` (grey levels, 0–255).
+
+Two more compare a drawing with the photo it was drawn from (``portrait_agreement``):
+
+* **Hair patch**: the median CIELAB (L*, a*, b*) of the rectangle from landmark 36 to 45 in x and
+  from ``HAIR_TOP`` to ``HAIR_BOTTOM`` eye distances above the highest brow point in y — hair, or
+  the scalp where there is none; only where the patch lies inside the frame. Over a set: Pearson r
+  of drawn L* against photo L*, the spread (std drawn ÷ std photo), and the share of light-haired
+  photos (L* ≥ ``LIGHT_HAIR_L``) drawn light too.
+* **Person rows**: in the bottom ``PERSON_ROWS`` rows, the share of pixels whose RGB sum differs
+  from the top-left ``CORNER_PX``² corner's mean by more than ``PERSON_DIFF`` — shoulders drawn,
+  not background.
 """
 
 from __future__ import annotations
+
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -25,6 +38,11 @@ BAND_PX = 8  # rows at the top and columns at the sides inspected for the backgr
 BACKGROUND_MIN_LEVEL = 200.0  # mean grey level of a light background
 BACKGROUND_MAX_SD = 12.0  # grey-level spread of a plain one
 DETAIL_EYE_DISTANCE = 64.0  # px: the scale at which inner-face detail is measured
+HAIR_TOP, HAIR_BOTTOM = 1.15, 0.75  # eye distances above the highest brow point
+LIGHT_HAIR_L = 55.0  # L* of a light hair patch (blond, grey, white, bald); see LIGHT_HAIR_NOTE
+PERSON_ROWS = 24  # bottom rows of the 224 px image inspected for the person
+CORNER_PX = 8  # top-left corner taken as the background's colour
+PERSON_DIFF = 60.0  # RGB-sum difference from the corner counted as the person
 
 INNER_FACE = (*BROWS, 54, *LOWER_OUTER_LIP, 48)  # brows, then back along the lower lip
 GREY = np.array([0.299, 0.587, 0.114])
@@ -94,3 +112,88 @@ def background_stats(image: np.ndarray) -> dict:
     band = background_band(image)
     level, sd = float(band.mean()), float(band.std())
     return {"level": level, "sd": sd, "plain_light": is_plain_light(level, sd)}
+
+
+def hair_box(landmarks68: np.ndarray, shape: tuple) -> Optional[tuple[int, int, int, int]]:
+    """(68, 2) landmarks and an image's (H, W, ...) shape → the hair patch's pixel rows and columns
+    [y0, y1) × [x0, x1) (pixel centres inside the rectangle), or None when it leaves the frame."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    d = eye_distance(lm)
+    brow = lm[BROWS, 1].min()  # highest brow point: smallest y
+    left, right = lm[36, 0], lm[45, 0]
+    top, bottom = brow - HAIR_TOP * d, brow - HAIR_BOTTOM * d
+    h, w = shape[:2]
+    if left < 0 or top < 0 or right > w - 1 or bottom > h - 1:
+        return None
+    y0, y1, x0, x1 = int(np.ceil(top)), int(np.floor(bottom)) + 1, int(np.ceil(left)), int(np.floor(right)) + 1
+    return (y0, y1, x0, x1) if y1 > y0 and x1 > x0 else None
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 sRGB → (..., 3) CIELAB (D65): skimage's conversion where installed, else the
+    same standard formulas here."""
+    try:
+        from skimage.color import rgb2lab
+    except ImportError:
+        pass
+    else:
+        return rgb2lab(np.asarray(rgb, np.uint8))
+    c = np.asarray(rgb, np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]]).T
+    t = xyz / np.array([0.95047, 1.0, 1.08883])  # D65 white
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def hair_lab(image: np.ndarray, landmarks68: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """(H, W, 3) uint8 image and its (68, 2) landmarks → (3,) median L*, a*, b* of the hair patch,
+    or None (no landmarks, or the patch outside the frame)."""
+    if landmarks68 is None:
+        return None
+    box = hair_box(landmarks68, np.shape(image))
+    if box is None:
+        return None
+    y0, y1, x0, x1 = box
+    patch = np.asarray(image, np.uint8)[y0:y1, x0:x1, :3]  # (h, w, 3)
+    return np.median(srgb_to_lab(patch).reshape(-1, 3), axis=0)
+
+
+def person_rows(image: np.ndarray) -> float:
+    """(H, W, 3) uint8 image → share of the bottom PERSON_ROWS rows that differ from the top-left
+    corner's colour: a portrait's shoulders fill them, a floating head leaves background."""
+    rgb = np.asarray(image, np.float64)[..., :3].sum(-1)  # (H, W) RGB sums
+    corner = rgb[:CORNER_PX, :CORNER_PX].mean()
+    return float((np.abs(rgb[-PERSON_ROWS:] - corner) > PERSON_DIFF).mean())
+
+
+def hair_agreement(photo_l: Sequence[Optional[float]], drawn_l: Sequence[Optional[float]]) -> dict:
+    """Hair L* of photos and their drawings, aligned (None where a patch is missing) → r, spread and
+    the share of light-haired photos drawn light, over the pairs where both patches exist."""
+    both = [(p, q) for p, q in zip(photo_l, drawn_l) if p is not None and q is not None
+            and np.isfinite(p) and np.isfinite(q)]
+    p, q = (np.array([b[i] for b in both], np.float64) for i in (0, 1))
+    r = float(np.corrcoef(p, q)[0, 1]) if len(both) >= 3 and np.ptp(p) > 0 and np.ptp(q) > 0 else None
+    spread = float(q.std() / p.std()) if len(both) >= 2 and p.std() > 0 else None
+    light = p >= LIGHT_HAIR_L
+    return {"hair_lightness_r": r, "hair_spread": spread,
+            "light_hair_drawn_light": float((q[light] >= LIGHT_HAIR_L).mean()) if light.any() else None,
+            "hair_pairs": len(both), "light_hair_photos": int(light.sum()),
+            "hair_photo_l_median": float(np.median(p)) if len(both) else None,
+            "hair_drawn_l_median": float(np.median(q)) if len(both) else None}
+
+
+def portrait_agreement(photo_images: Sequence[np.ndarray], photo_landmarks: Sequence[Optional[np.ndarray]],
+                       drawn_images: Sequence[np.ndarray], drawn_landmarks: Sequence[Optional[np.ndarray]]) -> dict:
+    """Photos and their drawings, aligned: (224, 224, 3) uint8 images and the (68, 2) landmarks dlib
+    finds on each (None where it found no face) → hair agreement (``hair_agreement``) and the mean
+    person rows of the drawings and, for reference, of the photos."""
+    def lightness(images, landmarks):
+        labs = [hair_lab(im, lm) for im, lm in zip(images, landmarks)]
+        return [None if lab is None else float(lab[0]) for lab in labs]
+
+    return {**hair_agreement(lightness(photo_images, photo_landmarks), lightness(drawn_images, drawn_landmarks)),
+            "person_rows_drawn": float(np.mean([person_rows(im) for im in drawn_images])) if len(drawn_images) else None,
+            "person_rows_photo": float(np.mean([person_rows(im) for im in photo_images])) if len(photo_images) else None}
