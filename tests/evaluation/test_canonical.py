@@ -202,3 +202,98 @@ def test_head_masks_come_from_grabcut_within_the_plausible_region(shared_data):
     assert 0.1 < mask.mean() < 0.8
     region = plausible_region(torch.tensor(aligned.portrait_landmarks68)[None], 128)[0, 0].numpy()
     assert region[lm[:, 1], lm[:, 0]].all() and not region[:8, :8].any() and not region[:8, -8:].any()
+
+
+def _face_with_brows_at(top: float) -> np.ndarray:
+    """Eyes 60 px apart at y 100 (point 36 at x 64, point 45 at x 136), brows along y 80 with the
+    highest point at ``top``: the hair patch spans rows top - 69 … top - 45 and columns 64 … 136."""
+    lm = _eyes_60_apart()
+    lm[17:27] = np.stack([np.linspace(60, 140, 10), np.full(10, 80.0)], 1)
+    lm[21, 1] = top
+    return lm
+
+
+def test_hair_patch_location_and_colour_hand_computed():
+    """Inside the patch pure red, whose CIELAB (D65) is (53.24, 80.09, 67.20); the ring of pixels
+    around the patch black, which must not shift the median; a patch leaving the frame is None."""
+    lm = _face_with_brows_at(78.0)
+    assert canonical.hair_box(lm, (224, 224, 3)) == (9, 34, 64, 137)  # rows 9..33, columns 64..136
+    image = np.full((224, 224, 3), 128, np.uint8)
+    image[8:35, 63:138] = 0
+    image[9:34, 64:137] = (255, 0, 0)
+    assert canonical.hair_lab(image, lm) == pytest.approx([53.24, 80.09, 67.20], abs=0.02)
+    assert canonical.srgb_to_lab(np.array([119, 119, 119], np.uint8)) == pytest.approx([50.03, 0, 0], abs=0.02)
+    assert canonical.hair_lab(image, None) is None
+    assert canonical.hair_lab(image, _face_with_brows_at(60.0)) is None  # top at 60 - 69 < 0: out of frame
+    narrow = _face_with_brows_at(78.0)
+    narrow[45, 0] = 230  # beyond the right edge
+    assert canonical.hair_box(narrow, (224, 224, 3)) is None
+
+
+@pytest.mark.parametrize("stem, box, lab, light", [
+    # dark brown hair over the whole patch; by hand: median RGB (17, 13, 2) → L* 3.7
+    ("0015James_Lafferty_TXDEteqgk94_0000002", (5, 28, 82, 164), (3.9, -0.2, 5.1), False),
+    # a bald scalp, lit; by hand: median RGB (188.5, 135, 110) → L* 61.0
+    ("0124Marc_Forster_tHen_AnVFj8_0000009", (21, 41, 84, 152), (61.0, 18.3, 22.7), True),
+])
+def test_hair_patch_on_real_photos(shared_data, stem, box, lab, light):
+    """Patches checked by eye on the photos (dlib's landmarks drawn, the patch outlined)."""
+    from speech2face.faces import FaceAnalyzer, load_image
+
+    photo = load_image(PAIRS / "faces" / f"{stem}.jpg")
+    lm = FaceAnalyzer().detect(photo)[0].landmarks68
+    assert np.abs(np.subtract(canonical.hair_box(lm, photo.shape), box)).max() <= 2
+    measured = canonical.hair_lab(photo, lm)
+    assert measured == pytest.approx(lab, abs=2.0)
+    assert (measured[0] >= canonical.LIGHT_HAIR_L) == light
+
+
+def test_person_rows_synthetic():
+    """White background (RGB sum 720); the bottom 24 rows half dark: 0.5. A sum 60 away does not
+    count, 61 does."""
+    image = np.full((224, 224, 3), 240, np.uint8)
+    assert canonical.person_rows(image) == 0.0
+    image[200:, :112] = 50
+    assert canonical.person_rows(image) == pytest.approx(0.5)
+    image[200:, 112:] = (220, 220, 220)  # sum 660: 60 away
+    assert canonical.person_rows(image) == pytest.approx(0.5)
+    image[200:, 112:168] = (219, 220, 220)  # 61 away on a quarter of the rows
+    assert canonical.person_rows(image) == pytest.approx(0.75)
+    image[:199] = 50  # rows above the bottom 24 other than the corner do not count
+    image[:8, :8] = 240
+    assert canonical.person_rows(image) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("stem, rows", [
+    # dark jacket across the bottom on an orange wall (corner sum 222); only the neck, as bright as
+    # the wall, does not count: by eye ~ 1/8 of the rows
+    ("0124Marc_Forster_tHen_AnVFj8_0000009", 0.88),
+    # a grey-blue shirt in the middle, the dark room (corner sum 104) at the sides: by eye ~ half
+    ("0015James_Lafferty_TXDEteqgk94_0000002", 0.45),
+])
+def test_person_rows_on_real_photos(shared_data, stem, rows):
+    from speech2face.faces import load_image
+
+    assert canonical.person_rows(load_image(PAIRS / "faces" / f"{stem}.jpg")) == pytest.approx(rows, abs=0.03)
+
+
+def test_portrait_agreement_on_a_hand_made_set():
+    """Uniform grey images (the patch always in frame): grey 30, 80, 160, 220 → L* 11.26, 34.03,
+    65.87, 87.76 for the photos, drawn as 40, 60, 200, 100 → 16.11, 25.32, 80.60, 42.38. Two photos
+    are light (≥ 45); one of their drawings is. A fifth pair whose drawing has no face and a sixth
+    whose photo's patch leaves the frame do not count for hair. The first drawing has dark bottom rows."""
+    grey = lambda g: np.full((224, 224, 3), g, np.uint8)
+    lm, out = _face_with_brows_at(78.0), _face_with_brows_at(40.0)
+    photos = [grey(g) for g in (30, 80, 160, 220, 120, 120)]
+    drawn = [grey(g) for g in (40, 60, 200, 100, 120, 120)]
+    drawn[0][200:] = 0
+    result = canonical.portrait_agreement(photos, [lm, lm, lm, lm, lm, out], drawn, [lm, lm, lm, lm, None, lm])
+    p, q = np.array([11.264, 34.029, 65.868, 87.761]), np.array([16.114, 25.317, 80.604, 42.375])
+    assert result["hair_pairs"] == 4 and result["light_hair_photos"] == 2
+    assert result["hair_lightness_r"] == pytest.approx(np.corrcoef(p, q)[0, 1], abs=1e-3)
+    assert result["hair_lightness_r"] == pytest.approx(0.655, abs=1e-3)
+    assert result["hair_spread"] == pytest.approx(q.std() / p.std(), abs=1e-3)
+    assert result["light_hair_drawn_light"] == 0.5
+    assert result["person_rows_drawn"] == pytest.approx(1 / 6) and result["person_rows_photo"] == 0.0
+    empty = canonical.portrait_agreement(photos[:1], [None], drawn[:1], [lm])
+    assert empty["hair_pairs"] == 0 and empty["hair_lightness_r"] is None and empty["light_hair_drawn_light"] is None
