@@ -37,19 +37,26 @@ def write_audio(path: Path, wave: np.ndarray, rate: int) -> Path:
     out_rate = 48_000 if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000) else rate
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=out_rate)
-        stream.layout = "mono" if planes.shape[0] == 1 else "stereo"
+        stream.layout = _layout(planes.shape[0])
         _encode_audio(container, stream, planes, rate)
     return path
+
+
+def _layout(channels: int) -> str:
+    """FFmpeg's layout for a channel count: mono, stereo, 5.1 for 6, 7.1 for 8."""
+    return {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}[channels]
 
 
 def _encode_audio(container, stream, planes: np.ndarray, rate: int) -> None:
     import av
 
-    layout = "mono" if planes.shape[0] == 1 else "stereo"
+    layout = _layout(planes.shape[0])
     resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=stream.codec_context.sample_rate)
     step = 1024
     for start in range(0, planes.shape[1], step):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, start : start + step]), format="fltp", layout=layout)
+        # packed input (one plane): PyAV's planar from_ndarray fails from 8 channels on
+        packed = np.ascontiguousarray(planes[:, start : start + step].T).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
         frame.sample_rate = rate
         frame.pts = None
         for out in resampler.resample(frame):

@@ -104,6 +104,19 @@ def test_stereo_is_mixed_to_mono(tmp_path):
     np.testing.assert_allclose(wave, left, atol=1e-3)
 
 
+@pytest.mark.parametrize("suffix, channels", [(".wav", 8), (".wav", 9), (".wav", 16), (".flac", 8),
+                                               (".m4a", 8), (".opus", 8), (".m4a", 6)])
+def test_eight_or_more_channels_are_mixed_down_not_a_crash(tmp_path, suffix, channels):
+    """PyAV's planar frame access reads past FFmpeg's 8 plane pointers (SIGSEGV) from 8 channels
+    on: a file, its bytes (the server's path, PyAV first) and a 7.1 AAC/Opus are mixed down."""
+    rate = 48_000
+    path = write_audio(tmp_path / f"many{suffix}", tone(1.5, rate, 300.0, channels), rate)
+    for source in (path, path.read_bytes()):
+        wave, got = audio.read_audio(source)
+        assert got == rate and wave.ndim == 1 and abs(wave.size / rate - 1.5) < 0.1
+        assert 0.2 < np.abs(wave).max() < 0.4  # the same tone in every channel: the mean is the tone
+
+
 @pytest.mark.parametrize("suffix", sorted(set(PYAV_AUDIO) | set(SOUNDFILE_AUDIO)))
 def test_every_format_decodes_real_speech(tmp_path, speech_wave, suffix):
     rate = 48_000 if suffix in (".webm", ".opus") else 44_100

@@ -268,3 +268,15 @@ def test_a_malformed_weights_file_with_a_matching_checksum_is_one_line(shared_da
     result = _cli("reconstruct", str(clip), "-o", str(tmp_path / "f.png"), "--weights", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "not a readable safetensors" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_7_1_m4a_is_drawn_by_the_cli_and_the_api_on_bytes(speech_wave, model, tmp_path):
+    """A 7.1 AAC .m4a of speech once crashed the CLI (exit 139) and the Python API on its bytes."""
+    from media import write_audio
+
+    path = write_audio(tmp_path / "surround.m4a", np.repeat(speech_wave[:, None], 8, axis=1), 16_000)
+    result = _cli("reconstruct", str(path), "-o", str(tmp_path / "face.png"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "face.png").is_file()
+    assert model.reconstruct(path.read_bytes()).image.shape == (224, 224, 3)

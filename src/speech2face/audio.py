@@ -134,6 +134,9 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, O
     return wave.mean(axis=1), rate, header_seconds
 
 
+PYAV_PLANE_LIMIT = 8  # channels from which PyAV's planar frame access crashes (FFmpeg keeps 8 plane pointers)
+
+
 def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
     """(mono wave up to max_seconds, rate, the container's length in s or None)."""
     import av
@@ -153,13 +156,21 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Option
         if not rate:
             raise ValueError("audio stream without a sample rate")
         limit = int(max_seconds * rate)
-        to_float = av.AudioResampler(format="fltp")  # planar float, channels kept
+        to_float = av.AudioResampler(format="flt")  # packed float (one plane), channels kept
         for frame in container.decode(stream):
-            # most decoders (Opus, AAC, MP3, Vorbis) already give planar float: no conversion
-            for out in [frame] if frame.format.name == "fltp" else to_float.resample(frame):
-                planes = out.to_ndarray()  # (C, n) float32
+            channels = len(frame.layout.channels)
+            # most decoders (Opus, AAC, MP3, Vorbis) already give planar float: no conversion. PyAV
+            # reads past a frame's plane pointers from PYAV_PLANE_LIMIT channels on (a SIGSEGV):
+            # such frames, and every other format, are converted to one packed plane
+            if frame.format.name == "fltp" and channels < PYAV_PLANE_LIMIT:
+                planes = frame.to_ndarray()  # (C, n) float32
                 chunks.append(planes[0] if len(planes) == 1 else planes.mean(axis=0))
                 total += planes.shape[1]
+            else:
+                for out in to_float.resample(frame):
+                    packed = out.to_ndarray().reshape(-1, channels)  # (1, n·C) interleaved → (n, C)
+                    chunks.append(packed[:, 0] if channels == 1 else packed.mean(axis=1))
+                    total += packed.shape[0]
             if total >= limit:
                 break
     wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)

@@ -185,6 +185,26 @@ def test_bad_input_is_a_clear_4xx(server, case):
     assert alive(base)
 
 
+@pytest.mark.slow
+def test_eight_channel_audio_is_mixed_down_not_a_crash(server, speech_wave):
+    """ch8.wav (8 channels) used to kill the server (SIGSEGV in PyAV): reconstruct and match
+    answer, and the server goes on serving."""
+    base, proc = server
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.repeat(speech_wave[:, None], 8, axis=1), 16_000, format="WAV", subtype="PCM_16")
+    r = post(base, buf.getvalue(), name="ch8.wav", fmt="json")
+    assert r.status_code == 200, r.text
+    noise = wav_bytes(np.random.default_rng(0).uniform(-0.1, 0.1, (16_000, 8)).astype(np.float32))
+    r = post(base, noise, name="ch8.wav")
+    assert r.status_code == 422 and set(r.json()) == {"error"}
+    r = httpx.post(f"{base}/api/match", timeout=60, files=[("audio", ("ch8.wav", buf.getvalue())),
+                                                           ("faces", ("blank.png", _blank_png()))])
+    assert r.status_code == 200, r.text
+    assert proc.poll() is None and alive(base)
+
+
 def test_every_error_has_one_json_shape(server):
     """404, 405, a malformed multipart body, a non-image and a 1 px image among match photos: each
     a JSON {"error": …} naming the problem in words, no Python object reprs, no 500."""
