@@ -152,6 +152,12 @@ def test_true_faces_score_perfectly(subset, tmp_path, score_cache):
     assert main["demographics"]["gender"]["agreement"] == 1.0
     assert main["quality"]["face_detected_share"] == 1.0
     assert all(v["r"] == pytest.approx(1.0) for v in main["craniofacial"].values())
+    portrait = main["portrait"]  # a photo drawn as itself: its hair and shoulders agree exactly
+    assert portrait["hair_pairs"] > 20 and portrait["hair_lightness_r"] == pytest.approx(1.0)
+    assert portrait["hair_spread"] == pytest.approx(1.0) and portrait["light_hair_drawn_light"] == 1.0
+    assert portrait["person_rows_drawn"] == portrait["person_rows_photo"] > 0.5
+    assert "photo_l" not in portrait and (tmp_path / "report" / "hair.png").is_file()
+    assert "hair lightness r" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_one_mean_face_scores_chance_and_baselines_run(subset, tmp_path, score_cache):
@@ -245,3 +251,70 @@ def test_balanced_recall_counts_predictions_outside_the_groups_as_misses():
     assert balanced_recall(counts) == pytest.approx((0.8 + 0.5 + 1.0) / 3)
     assert balanced_recall(np.array([[0, 0], [3, 1]]), [0, 1]) == pytest.approx(0.25)  # an absent group is skipped
     assert confusion(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])["balanced"] == pytest.approx(0.75)
+
+
+def test_scores_cached_before_the_portrait_measures_get_them_without_a_second_detection(shared_data, tmp_path):
+    """A cache line without hair_lab / person_rows (as written before they existed) is completed from
+    the image and the cached landmarks; the completed line is appended and read back next time."""
+    from speech2face.evaluation.scoring import ImageScorer
+
+    photo = PAIRS / "faces" / "0124Marc_Forster_tHen_AnVFj8_0000009.jpg"
+    cache = tmp_path / "scores.jsonl"
+    fresh = ImageScorer(cache).score(photo)
+    assert fresh.hair_l == pytest.approx(61.0, abs=2) and fresh.person_rows == pytest.approx(0.88, abs=0.03)
+    entry = json.loads(cache.read_text().splitlines()[0])
+    for field in ("hair_lab", "person_rows"):
+        del entry["score"][field]
+    cache.write_text(json.dumps(entry) + "\n")
+    old = ImageScorer(cache)
+    old.analyzer.detect = lambda *a, **k: pytest.fail("a cached image was detected again")
+    completed = old.score(photo)
+    assert completed.hair_lab == fresh.hair_lab and completed.person_rows == fresh.person_rows
+    assert completed.descriptor == fresh.descriptor
+    assert len(cache.read_text().splitlines()) == 2 and ImageScorer(cache).score(photo) == fresh
+
+
+def test_portrait_measures_of_scores():
+    """Drawings and photos as the scorer records them: hair L* (None where out of frame) and rows."""
+    from speech2face.evaluation.protocol import portrait_measures
+    from speech2face.evaluation.scoring import ImageScore
+
+    score = lambda l, rows: ImageScore(readable=True, detected=l is not None, person_rows=rows,
+                                       hair_lab=None if l is None else [l, 0.0, 0.0])
+    photos = [score(10, 0.5), score(30, 0.5), score(60, 0.7), score(70, 0.7), score(None, 0.6)]
+    drawn = [score(20, 1.0), score(30, 1.0), score(50, 0.8), score(None, 0.6), score(40, 0.6)]
+    m = portrait_measures(drawn, photos)
+    assert m["hair_pairs"] == 3 and m["light_hair_photos"] == 1 and m["light_hair_drawn_light"] == 1.0
+    assert m["hair_lightness_r"] == pytest.approx(np.corrcoef([10, 30, 60], [20, 30, 50])[0, 1])
+    assert m["hair_spread"] == pytest.approx(np.std([20, 30, 50]) / np.std([10, 30, 60]))
+    assert m["person_rows_drawn"] == pytest.approx(0.8) and m["person_rows_photo"] == pytest.approx(0.6)
+    assert m["photo_l"] == [10, 30, 60, 70, None]
+
+
+def test_decoder_report_measures_hair_on_the_portrait_frame(shared_data, tmp_path, monkeypatch):
+    """evaluate decoder: photos' hair and rows are measured on the portrait frame. A decoder that
+    draws each portrait back agrees with it exactly. The face frames here are mirrored and half as
+    bright: measured on them, no photo's hair would be light."""
+    from speech2face.evaluation import decoder
+    from speech2face.faces import load_image
+
+    stems = ["0124Marc_Forster_tHen_AnVFj8_0000009", "0015James_Lafferty_TXDEteqgk94_0000002",
+             "-DdYEiZQ5oI_210.000000-214.083333", "0013Shane_West_toA_P2Mrgjk_0000002"]
+    portraits = [load_image(PAIRS / "faces" / f"{s}.jpg") for s in stems]
+    faces = [{"face": np.ascontiguousarray(p[:, ::-1] // 2), "portrait": p, "desc": np.full(128, i, np.float32),
+              "json": {"speaker": s, "source": "s2f"}} for i, (s, p) in enumerate(zip(stems, portraits))]
+
+    class Renderer:  # draws the portrait whose index the descriptor carries
+        decoder = type("D", (), {"config": type("C", (), {"portrait": True})()})()
+
+        def decode(self, desc):
+            return np.stack([portraits[int(d[0])] for d in desc])
+
+    monkeypatch.setattr(decoder, "split_faces", lambda *a, **k: faces)
+    monkeypatch.setattr(decoder, "load_decoder", lambda *a, **k: Renderer())
+    m = decoder.evaluate_decoder([], None, tmp_path, cache=tmp_path / "scores.jsonl")
+    portrait = json.loads((tmp_path / "metrics.json").read_text())["portrait"]
+    assert portrait == m["portrait"] and portrait["photo_frame"] == "portrait" and "photo_l" not in portrait
+    assert portrait["hair_pairs"] == 4 and portrait["hair_lightness_r"] == pytest.approx(1.0)
+    assert portrait["light_hair_drawn_light"] == 1.0 and portrait["light_hair_photos"] == 2
+    assert portrait["person_rows_drawn"] == portrait["person_rows_photo"]

