@@ -280,3 +280,58 @@ def test_a_7_1_m4a_is_drawn_by_the_cli_and_the_api_on_bytes(speech_wave, model, 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "face.png").is_file()
     assert model.reconstruct(path.read_bytes()).image.shape == (224, 224, 3)
+
+
+# --- no file a user passes runs code ---------------------------------------------------------------
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_malicious_pickle_is_refused_everywhere_torch_loads(tmp_path):
+    """Run caches, checkpoints and `evaluate steering FILE` load with weights_only=True: a crafted
+    .pt that would run os.system is refused (nothing runs), while the caches training writes,
+    numpy arrays and RNG states included, still load."""
+    import pickle
+
+    import torch
+
+    from speech2face.training.runs import Run
+    from speech2face.training.voice_attributes import collect_pairs
+
+    marker = tmp_path / "ran"
+    bad = tmp_path / "pairs_table.pt"
+    torch.save({"split": _RunsCode(marker)}, bad)
+    with pytest.raises(pickle.UnpicklingError):
+        collect_pairs([], tmp_path, bad)
+    run = Run(tmp_path / "run", {})
+    torch.save({"model": _RunsCode(marker)}, run.checkpoint_path)
+    with pytest.raises(pickle.UnpicklingError):
+        run.load_checkpoint()
+    assert not marker.exists()
+
+    table = {"stem": np.asarray(["a", "b"]), "ge2e": np.zeros((2, 4), np.float32), "age": np.asarray([30.0, 40.0]),
+             "ethnicity": np.asarray([1, 2]), "gender": np.asarray(["m", "f"])}
+    torch.save(table, tmp_path / "good.pt")
+    loaded = collect_pairs([], tmp_path, tmp_path / "good.pt")
+    assert all(np.array_equal(loaded[k], v) for k, v in table.items())
+    run.save_checkpoint({"model": torch.nn.Linear(2, 2).state_dict(), "epoch": 3})
+    assert run.load_checkpoint()["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_evaluate_steering_refuses_a_crafted_table_in_one_line(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+    bad = tmp_path / "table.pt"
+    torch.save({"split": _RunsCode(marker)}, bad)
+    result = _cli("evaluate", "steering", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "could run code" in result.stderr
+    assert "posix.system" in result.stderr and not marker.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from speech2face import audio
 from speech2face.speaker import mel_filterbank, speaker_encoder
@@ -85,3 +86,29 @@ def test_bfloat16_lstm_stays_close_to_float32(pair_rows):
     assert fast.dtype == np.float32 and np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
     assert (np.sum(fast * exact, axis=1) > 0.998).all()
     assert isinstance(cpu_has_bfloat16(), bool)
+
+
+def test_bfloat16_falls_back_to_float32_where_onednn_has_no_bfloat16_lstm(pair_rows, monkeypatch):
+    """On CPUs where oneDNN cannot build a bfloat16 LSTM ("could not create a primitive descriptor"),
+    `--bf16` warns once and embeds in float32 (the same numbers) instead of failing every request."""
+    import speech2face.speaker as speaker
+
+    monkeypatch.setattr(speaker, "_BFLOAT16_BROKEN", [])
+    waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:2]]
+    encoder = speaker.SpeakerEncoder()
+    encoder.load_state_dict(speaker_encoder().state_dict())
+    lstm = encoder.lstm
+
+    class NoBfloat16(torch.nn.Module):
+        def forward(self, x):
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive.")
+            return lstm(x)
+
+    encoder.lstm = NoBfloat16()
+    exact = encoder.embed_many(waves)
+    with pytest.warns(RuntimeWarning, match="GE2E runs in float32"):
+        fast = encoder.embed_many(waves, bfloat16=True)
+    np.testing.assert_array_equal(fast, exact)
+    assert not speaker.bfloat16_lstm_works()
+    np.testing.assert_array_equal(encoder.embed_many(waves, bfloat16=True), exact)  # no second try

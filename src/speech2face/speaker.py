@@ -84,8 +84,15 @@ class SpeakerEncoder(nn.Module):
 
     def forward(self, mels: torch.Tensor, bfloat16: bool = False) -> torch.Tensor:
         # mels: (B, PARTIAL_FRAMES, N_MELS) → (B, EMBEDDING_SIZE), unit norm
-        with torch.autocast(mels.device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
+        hidden = None
+        if bfloat16 and bfloat16_lstm_works():
+            try:
+                with torch.autocast(mels.device.type, dtype=torch.bfloat16):
+                    _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
+            except RuntimeError as exc:  # oneDNN has no bfloat16 LSTM for this shape on this CPU
+                _bfloat16_failed(exc)
+        if hidden is None:
+            _, (hidden, _) = self.lstm(mels)
         embeds = torch.relu(self.linear(hidden[-1].float()))
         return embeds / embeds.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -152,6 +159,23 @@ class SpeakerEncoder(nn.Module):
 
 
 GE2E_WEIGHTS = "speaker_encoder_ge2e.safetensors"
+
+
+_BFLOAT16_BROKEN: list[str] = []  # why the bfloat16 LSTM failed on this machine, once it has
+
+
+def bfloat16_lstm_works() -> bool:
+    """Whether torch here runs the LSTM in bfloat16 at all: on some CPUs oneDNN has no bfloat16
+    LSTM primitive ("could not create a primitive descriptor"); there the float32 LSTM is used."""
+    return not _BFLOAT16_BROKEN
+
+
+def _bfloat16_failed(exc: Exception) -> None:
+    import warnings
+
+    _BFLOAT16_BROKEN.append(str(exc).splitlines()[0])
+    warnings.warn(f"bfloat16 LSTM unavailable on this CPU ({_BFLOAT16_BROKEN[0]}); GE2E runs in float32",
+                  RuntimeWarning, stacklevel=3)
 
 
 def cpu_has_bfloat16() -> bool:

@@ -2,7 +2,10 @@
 
 ``save_weights`` writes ``name.safetensors`` and ``name.safetensors.sha256``; ``load_weights``
 refuses a file whose digest differs from the expected one (the sidecar, or one passed in).
-Nothing is ever unpickled.
+Nothing is ever unpickled: the run caches and checkpoints training writes with ``torch.save``
+are read back with ``torch.load(..., weights_only=True)``, which builds only tensors, numbers,
+strings, containers and (allowed below) numpy arrays of numbers or strings; a file that asks
+for anything else (a pickle that would run code) is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +18,19 @@ from typing import Callable, Optional
 import torch
 
 from .errors import WeightsError
+
+
+def _numpy_globals() -> list:
+    """What a pickled numpy array of numbers or strings needs: no object arrays, no code."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    kinds = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDGUSMm"]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *kinds]
+
+
+# torch.load(weights_only=True) of run caches (voice attributes' pairs table holds numpy arrays)
+torch.serialization.add_safe_globals(_numpy_globals())
 
 
 def sha256_of(path: Path) -> str:

@@ -168,7 +168,7 @@ def test_portrait_decoder_training_resumes_after_a_kill(shared_data, tmp_path):
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if (run / "checkpoint.pt").is_file() and torch.load(run / "checkpoint.pt", weights_only=False).get("step", 0) > 0:
+        if (run / "checkpoint.pt").is_file() and torch.load(run / "checkpoint.pt", weights_only=True).get("step", 0) > 0:
             break
         time.sleep(0.5)
     else:

@@ -134,7 +134,7 @@ def _train_cmd(shards: Path, out: Path, epochs: int, objective: str = "speech2fa
 
 
 def _final_weights(out: Path) -> dict:
-    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
 
 
 @pytest.mark.slow
@@ -176,7 +176,7 @@ def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
     epochs = [r for r in records if "epoch" in r and "stage" not in r]
     assert [r["epoch"] for r in epochs] == [0, 1, 2]  # rank 0 logs once per epoch
     assert epochs[0]["world_size"] == 2
-    data = torch.load(out / "pairs_spk_all.pt", weights_only=False)  # written once, by rank 0
+    data = torch.load(out / "pairs_spk_all.pt", weights_only=True)  # written once, by rank 0
     split = np.array(data["split"])
     train, val = set(np.flatnonzero(split == "train").tolist()), np.flatnonzero(split == "val")
     assert len(data["speakers"]) == 24  # every pair loaded, not one rank's half

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--voice-weights", help="voice head (default: the shipped one)")
     parser.add_argument("--attributes-weights", help="voice attributes (default: the shipped ones)")
     args = parser.parse_args(argv)
-    table = torch.load(args.table, weights_only=False)
+    table = torch.load(args.table, weights_only=True)
     idx = np.flatnonzero(table["split"] == args.split)
     model = load_model(args.voice_weights, device="cpu", attributes_weights=args.attributes_weights)
     attributes = model.attributes

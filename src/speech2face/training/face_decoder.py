@@ -80,7 +80,7 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
     heads cut out by GrabCut (also cached), mouths painted shut."""
     cache = run.folder / "faces.pt"
     if cache.is_file():
-        data = torch.load(cache, weights_only=False)
+        data = torch.load(cache, weights_only=True)
     else:
         t = time.time()
         data = load_faces(cfg.shards, dcfg.size, cfg.limit)
@@ -91,7 +91,7 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
                               for i in range(0, len(data["images"]), 256)])  # (N, 1, S, S) uint8: 11 k faces fit in memory
     heads_cache = run.folder / "heads.pt"
     if heads_cache.is_file():
-        heads = torch.load(heads_cache, weights_only=False)
+        heads = torch.load(heads_cache, weights_only=True)
     else:
         t = time.time()
         heads = head_masks(data["images"], data["landmarks"], photographed, cfg.workers or available_cpus())

@@ -40,6 +40,6 @@ class Run:
         """Our own checkpoint from this run folder (never a user-supplied file)."""
         if not self.checkpoint_path.is_file():
             return None
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         torch.set_rng_state(state["rng"]["torch"])
         return state

@@ -151,7 +151,7 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         torch.save(load_pairs(cfg, kind), tmp)
         tmp.replace(cache)
     barrier(info)
-    data = torch.load(cache, weights_only=False)
+    data = torch.load(cache, weights_only=True)
     split = np.array(data["split"])
     train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
     if cfg.fit_on == "all":  # the recipe was fixed on val: now every pair trains, the last epoch is kept
@@ -177,7 +177,7 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
     start_epoch, best = 0, {"epoch": -1, "val_r10": -1.0, "state": None}
     ckpt_path = Path(cfg.out) / "checkpoint.pt"
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -45,7 +45,7 @@ def collect_pairs(shards: list[str], data: Path, cache: Path) -> dict:
     """Every pair with audio: GE2E of the whole 6 s clip (what `reconstruct` embeds), the true
     face's descriptor, and the true face as the scorer reads it (gender, age, ethnicity)."""
     if cache.is_file():
-        return torch.load(cache, weights_only=False)
+        return torch.load(cache, weights_only=True)
     from .. import audio
     from ..data import ShardDataset
     from ..data.splits import tuning_split_of
