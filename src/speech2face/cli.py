@@ -379,28 +379,13 @@ def _delegate(argv: list[str]) -> int | None:
         return None
     import importlib
 
-    import pickle
-
     module = importlib.import_module(DELEGATED[argv[0], argv[1]][0])
     try:
         module.main(argv[2:], prog=f"speech2face {argv[0]} {argv[1]}")
     except (InputError, WeightsError) as exc:
         print(f"speech2face {argv[0]} {argv[1]}: error: {exc}", file=sys.stderr)
         return 2
-    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met more than tensors and arrays
-        print(f"speech2face {argv[0]} {argv[1]}: error: {_refused_pickle(exc)}", file=sys.stderr)
-        return 2
     return 0
-
-
-def _refused_pickle(exc: Exception) -> str:
-    """torch's many-line weights_only refusal → one line: what the file asked for, and why not."""
-    import re
-
-    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(exc))
-    what = f"it asks for {found.group(1)}" if found else "it holds Python objects"
-    return ("a file that holds more than tensors, numbers, strings and arrays is not loaded (unpickling it "
-            f"could run code): {what}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,9 @@
 ``save_weights`` writes ``name.safetensors`` and ``name.safetensors.sha256``; ``load_weights``
 refuses a file whose digest differs from the expected one (the sidecar, or one passed in).
 Nothing is ever unpickled: the run caches and checkpoints training writes with ``torch.save``
-are read back with ``torch.load(..., weights_only=True)``, which builds only tensors, numbers,
-strings, containers and (allowed below) numpy arrays of numbers or strings; a file that asks
-for anything else (a pickle that would run code) is refused.
+are read back with ``load_run_file`` (``torch.load(..., weights_only=True)``), which builds only
+tensors, numbers, strings, containers and numpy arrays of numbers or strings; a file that asks
+for anything else (a pickle that would run code) is refused with an ``UnsafeFileError``.
 """
 
 from __future__ import annotations
@@ -15,22 +15,42 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
+import functools
+import pickle
+import re
+
 import torch
 
 from .errors import WeightsError
 
 
-def _numpy_globals() -> list:
-    """What a pickled numpy array of numbers or strings needs: no object arrays, no code."""
+class UnsafeFileError(WeightsError, pickle.UnpicklingError):
+    """A torch.save file that holds more than tensors, numbers, strings and arrays: not loaded."""
+
+
+@functools.cache
+def _allow_numpy_arrays() -> None:
+    """Let weights_only loads build numpy arrays of numbers or strings (the voice attributes'
+    pairs table holds them): no object arrays, no code. Registered once, on first use."""
     import numpy as np
 
     core = getattr(np, "_core", None) or np.core
     kinds = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDGUSMm"]
-    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *kinds]
+    torch.serialization.add_safe_globals([core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray,
+                                          np.dtype, *kinds])
 
 
-# torch.load(weights_only=True) of run caches (voice attributes' pairs table holds numpy arrays)
-torch.serialization.add_safe_globals(_numpy_globals())
+def load_run_file(path: Path, map_location: str | None = None):
+    """What ``torch.save`` wrote (a run cache, a checkpoint, a table) → its tensors and arrays, never
+    code: torch's many-line weights_only refusal becomes one line naming what the file asked for."""
+    _allow_numpy_arrays()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(exc))
+        what = f"it asks for {found.group(1)}" if found else "it holds Python objects"
+        raise UnsafeFileError(f"{path}: a file that holds more than tensors, numbers, strings and arrays is not "
+                              f"loaded (unpickling it could run code): {what}") from None
 
 
 def sha256_of(path: Path) -> str:

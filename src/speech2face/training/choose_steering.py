@@ -21,6 +21,7 @@ import torch
 from ..evaluation.attributes import ETHNICITIES
 from ..evaluation.metrics import retrieval_recall
 from ..voice_attributes import SteerConfig, VoiceAttributes
+from ..weights import load_run_file
 from .voice import exaggerate
 from .voice_attributes import group_figures
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--voice-weights", help="voice head (default: the shipped one)")
     parser.add_argument("--attributes-weights", help="voice attributes (default: the shipped ones)")
     args = parser.parse_args(argv)
-    table = torch.load(args.table, weights_only=True)
+    table = load_run_file(args.table)
     idx = np.flatnonzero(table["split"] == args.split)
     model = load_model(args.voice_weights, device="cpu", attributes_weights=args.attributes_weights)
     attributes = model.attributes

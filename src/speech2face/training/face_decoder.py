@@ -41,7 +41,7 @@ from ..data.splits import tuning_split_of
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..sizes import FACE_SIZE
 from ..runtime import available_cpus
-from ..weights import quantize_rows, save_weights
+from ..weights import load_run_file, quantize_rows, save_weights
 from .calibrate_drawing import calibrate_drawing
 from .decoder_fit import fit_linear
 from .decoder_targets import close_mouths, head_masks, head_targets, load_faces, photographed_area, shape_free_textures
@@ -80,7 +80,7 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
     heads cut out by GrabCut (also cached), mouths painted shut."""
     cache = run.folder / "faces.pt"
     if cache.is_file():
-        data = torch.load(cache, weights_only=True)
+        data = load_run_file(cache)
     else:
         t = time.time()
         data = load_faces(cfg.shards, dcfg.size, cfg.limit)
@@ -91,7 +91,7 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
                               for i in range(0, len(data["images"]), 256)])  # (N, 1, S, S) uint8: 11 k faces fit in memory
     heads_cache = run.folder / "heads.pt"
     if heads_cache.is_file():
-        heads = torch.load(heads_cache, weights_only=True)
+        heads = load_run_file(heads_cache)
     else:
         t = time.time()
         heads = head_masks(data["images"], data["landmarks"], photographed, cfg.workers or available_cpus())

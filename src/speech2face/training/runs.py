@@ -12,6 +12,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..weights import load_run_file
+
 
 class Run:
     def __init__(self, folder: Path, config: dict) -> None:
@@ -40,6 +42,6 @@ class Run:
         """Our own checkpoint from this run folder (never a user-supplied file)."""
         if not self.checkpoint_path.is_file():
             return None
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        state = load_run_file(self.checkpoint_path, map_location="cpu")
         torch.set_rng_state(state["rng"]["torch"])
         return state

@@ -33,7 +33,7 @@ from ..evaluation.attributes import EthnicityLogits
 from ..evaluation.metrics import retrieval_recall
 from ..models.losses import LossConfig, speech2face_loss
 from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
-from ..weights import save_weights
+from ..weights import load_run_file, save_weights
 from .distributed import barrier, init_distributed, rank_slice, shutdown
 from .drawn_objective import DrawnObjective, DrawnObjectiveConfig, drawn_recall, ridge_start
 from .runs import Run
@@ -151,7 +151,7 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
         torch.save(load_pairs(cfg, kind), tmp)
         tmp.replace(cache)
     barrier(info)
-    data = torch.load(cache, weights_only=True)
+    data = load_run_file(cache)
     split = np.array(data["split"])
     train_idx, val_idx, dev_idx = (np.flatnonzero(split == s) for s in ("train", "val", "dev"))
     if cfg.fit_on == "all":  # the recipe was fixed on val: now every pair trains, the last epoch is kept
@@ -177,7 +177,7 @@ def train(cfg: VoiceTrainConfig, export: Optional[Path] = None) -> dict:
     start_epoch, best = 0, {"epoch": -1, "val_r10": -1.0, "state": None}
     ckpt_path = Path(cfg.out) / "checkpoint.pt"
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = load_run_file(ckpt_path, map_location="cpu")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

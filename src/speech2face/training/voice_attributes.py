@@ -26,7 +26,7 @@ import torch
 
 from ..evaluation.attributes import ETHNICITIES
 from ..evaluation.calibration import attribute_scores, binary_logits, fit_temperature, log_loss, softmax
-from ..weights import save_weights
+from ..weights import load_run_file, save_weights
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength of the logistic regressions, chosen on val
 ALPHA_GRID = (100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0)  # ridge strength of the age regression
@@ -45,7 +45,7 @@ def collect_pairs(shards: list[str], data: Path, cache: Path) -> dict:
     """Every pair with audio: GE2E of the whole 6 s clip (what `reconstruct` embeds), the true
     face's descriptor, and the true face as the scorer reads it (gender, age, ethnicity)."""
     if cache.is_file():
-        return torch.load(cache, weights_only=True)
+        return load_run_file(cache)
     from .. import audio
     from ..data import ShardDataset
     from ..data.splits import tuning_split_of
