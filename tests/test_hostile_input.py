@@ -9,6 +9,7 @@ import io
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,3 +336,104 @@ def test_evaluate_steering_refuses_a_crafted_table_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "could run code" in result.stderr
     assert "posix.system" in result.stderr and not marker.exists()
+
+
+# --- onnxruntime's telemetry is off: nothing left in the temp or cache folders ------------------------
+def test_a_vad_run_leaves_no_onnxruntime_telemetry_files(tmp_path):
+    """onnxruntime's telemetry used to leave an empty mat-debug-<pid>.log in the temp folder and
+    queue events in Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db under the cache folder."""
+    import os
+
+    folders = {name: tmp_path / name for name in ("tmp", "home", "cache")}
+    for folder in folders.values():
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}  # as a user's shell has it
+    env.update(TMPDIR=str(folders["tmp"]), HOME=str(folders["home"]), XDG_CACHE_HOME=str(folders["cache"]))
+    code = """
+import numpy as np
+from speech2face import vad
+wave = (0.1 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+print(vad.speech_probabilities(wave).shape)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(94,)"  # the VAD ran
+    assert not list(folders["tmp"].glob("mat-debug-*.log"))
+    left = [p for folder in folders.values() for p in folder.rglob("*") if "onnxruntime" in p.name or p.name == "Microsoft"]
+    assert not left, left
+
+
+# --- `reconstruct`: no output overwrites another, every input gets its line, one line for a bad -o ---
+def _clips_named(folder, *stems):
+    """Real speech clips of ../shared linked under the given names (``stem.opus``)."""
+    folder.mkdir(exist_ok=True)
+    clips = sorted((PAIRS / "audio").glob("*.opus"))
+    for stem, clip in zip(stems, clips):
+        (folder / f"{stem}.opus").symlink_to(clip)
+    return [folder / f"{stem}.opus" for stem in stems]
+
+
+def test_an_input_named_contact_sheet_keeps_its_face(shared_data, tmp_path):
+    _clips_named(tmp_path / "in", "contact_sheet", "other")
+    result = _cli("reconstruct", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["contact_sheet-2.png", "contact_sheet.png", "other.png"]
+    assert Image.open(out / "contact_sheet.png").size == (224, 224)  # the face, not the sheet
+    assert Image.open(out / "contact_sheet-2.png").size != (224, 224)
+    assert f"contact sheet: {out / 'contact_sheet-2.png'}" in result.stderr
+
+
+def test_a_variation_never_takes_the_name_of_another_inputs_face(shared_data, tmp_path):
+    """face.opus --variations 2 beside face_v2.opus: face_v2.png had been listed twice, one face lost."""
+    import json
+
+    _clips_named(tmp_path / "in", "face", "face_v2")
+    result = _cli("reconstruct", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--variations", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    lines = {Path(d["input"]).name: d["faces"] for d in map(json.loads, result.stdout.splitlines())}
+    assert lines == {"face.opus": [str(out / "face.png"), str(out / "face_v2-2.png")],
+                     "face_v2.opus": [str(out / "face_v2.png"), str(out / "face_v2_v2.png")]}
+    assert sorted(p.name for p in out.iterdir()) == ["contact_sheet.png", "face.png", "face_v2-2.png", "face_v2.png",
+                                                     "face_v2_v2.png"]
+
+
+def test_json_lists_only_faces_written_and_gives_failed_inputs_a_line(shared_data, tmp_path):
+    import json
+
+    (clip,) = _clips_named(tmp_path / "in", "a")
+    broken = tmp_path / "in" / "broken.wav"
+    broken.write_text("not audio at all\n" * 40)
+    (tmp_path / "out" / "a_v2.png").mkdir(parents=True)  # a face that cannot be written
+    missing = tmp_path / "in" / "missing.wav"
+    result = _cli("reconstruct", str(clip), str(broken), str(missing), "-o", str(tmp_path / "out"), "--variations", "2",
+                  "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = {d["input"]: d for d in map(json.loads, result.stdout.splitlines())}
+    assert set(lines) == {str(clip), str(broken), str(missing)}  # one line per input
+    assert lines[str(clip)]["faces"] == [str(tmp_path / "out" / "a.png")] and (tmp_path / "out" / "a.png").is_file()
+    assert "a_v2.png: could not be written" in lines[str(clip)]["error"]
+    assert lines[str(broken)]["faces"] == [] and "not a readable audio file" in lines[str(broken)]["error"]
+    assert lines[str(missing)] == {"input": str(missing), "faces": [], "error": "no such file or folder"}
+
+
+def test_a_missing_file_among_many_is_skipped_like_an_unreadable_one(shared_data, tmp_path):
+    a, b = _clips_named(tmp_path / "in", "a", "b")
+    missing = tmp_path / "in" / "missing.wav"
+    result = _cli("reconstruct", str(a), str(missing), str(b), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert f"{missing}: skipped: no such file or folder" in result.stderr.splitlines()
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "b.png")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "contact_sheet.png"]
+
+
+def test_an_output_type_pillow_cannot_write_is_one_line(shared_data, tmp_path):
+    """-o face.xyz had been a traceback (unknown file extension) after the drawing; face.xbm (a type
+    that holds no RGB) a write failure after it."""
+    (clip,) = _clips_named(tmp_path / "in", "clip")
+    for name in ("face.xyz", "face.xbm"):
+        result = _cli("reconstruct", str(clip), "-o", str(tmp_path / name))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and f"{tmp_path / name}: cannot write an image" in result.stderr
+        assert not (tmp_path / name).exists()

@@ -66,46 +66,128 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_each(inputs: list[Path], outputs: list[Path], draw, announce: bool = True) -> tuple[list[tuple[str, object]], int]:
-    """``draw(input, output) → (image, further paths it wrote)`` for each input, the image saved to
-    its output; bad inputs are reported and skipped. Returns the (stem, image) pairs written and the
-    number of failures."""
-    from PIL import Image
-
+def _write_each(inputs: list[Path], outputs: list[Path], draw, report) -> tuple[list[tuple[str, object]], int]:
+    """``draw(input, output) → ([(path, image), …], info)``, the input's face at its output first,
+    for each input: every image saved, then ``report(input, paths written, info)``, info holding an
+    ``error`` where the input could not be read or an image not written (also a line on stderr), so
+    that nothing unwritten is reported as written. Returns the (stem, face) pairs written and the
+    number of failed inputs."""
     done, failed = [], 0
     for src, dst in zip(inputs, outputs):
         try:
-            image, also = draw(src, dst)
-            Image.fromarray(image).save(dst)
+            images, info = draw(src, dst)
         except InputError as exc:
             failed += 1
             reason = str(exc).removeprefix(f"{src}: ")  # the message may name the file already
             print(f"{src}: skipped: {reason}", file=sys.stderr)
+            report(src, [], {"error": reason})
             continue
-        except OSError as exc:
-            failed += 1
-            print(f"{dst}: could not be written: {exc.strerror or exc}", file=sys.stderr)
-            continue
-        done.append((src.stem, image))
-        if announce:
-            print(*[dst, *also], sep="\n")
+        written, errors = _save_images(images)
+        for line in errors:
+            print(line, file=sys.stderr)
+        failed += bool(errors)
+        if dst in written:
+            done.append((src.stem, images[0][1]))
+        report(src, written, {**info, "error": "; ".join(errors)} if errors else info)
     return done, failed
+
+
+def _save_images(images: list[tuple[Path, object]]) -> tuple[list[Path], list[str]]:
+    """Save each (path, image array): the paths written, and a line for each that could not be."""
+    from PIL import Image
+
+    written, errors = [], []
+    for path, image in images:
+        try:
+            Image.fromarray(image).save(path)
+        except OSError as exc:
+            errors.append(f"{path}: could not be written: {exc.strerror or exc}")
+            continue
+        written.append(path)
+    return written, errors
+
+
+def _print_paths(src: Path, written: list[Path], info: dict) -> None:
+    """Plain output: the files written, one a line (what went wrong is on stderr already)."""
+    for path in written:
+        print(path)
+
+
+def _existing_inputs(patterns: list[str], suffixes) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The input files, and (pattern, why) for each input that names no file: a missing file among
+    others is skipped like an unreadable one, not the end of the batch. Where nothing at all is
+    found there is nothing to do: an InputError (exit status 2)."""
+    from .files import expand_inputs
+
+    present, missing = [], []
+    for pattern in patterns:
+        try:
+            if not Path(pattern).is_dir():  # a folder without such files adds nothing, as before
+                expand_inputs([pattern], suffixes)
+        except InputError as exc:
+            missing.append((pattern, str(exc).removeprefix(f"{pattern}: ")))
+            continue
+        present.append(pattern)
+    try:
+        return expand_inputs(present, suffixes), missing
+    except InputError:
+        if not missing:
+            raise
+        more = f" (nor do {len(missing) - 1} more of the inputs)" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0][0]}: {missing[0][1]}{more}") from None
+
+
+def _skip_missing(missing: list[tuple[str, str]], report) -> None:
+    """A line on stderr, and the report with its error, for each input that names no file."""
+    for pattern, why in missing:
+        print(f"{pattern}: skipped: {why}", file=sys.stderr)
+        report(Path(pattern), [], {"error": why})
+
+
+def _check_image_types(outputs: list[Path]) -> None:
+    """Fail before any work where Pillow cannot write an RGB image of an output's type (-o face.xyz,
+    face.xbm): one line, not a traceback after the drawing."""
+    for path in {p.suffix.lower(): p for p in outputs}.values():
+        if not _writes_rgb(path.suffix):
+            raise InputError(f"{path}: cannot write an image of type {path.suffix or '(none)'!r}; "
+                             "name it .png, .jpg or .webp")
+
+
+def _writes_rgb(suffix: str) -> bool:
+    """Whether Pillow writes an RGB image to a file of this suffix (tried in memory: some types it
+    knows hold no RGB, or lack their encoder)."""
+    import io
+
+    from PIL import Image
+
+    Image.init()
+    kind = Image.registered_extensions().get(suffix.lower())
+    if kind is None:
+        return False
+    try:
+        Image.new("RGB", (8, 8)).save(io.BytesIO(), format=kind)
+    except (ValueError, KeyError, OSError):
+        return False
+    return True
 
 
 def _normalize(args: argparse.Namespace) -> int:
     from .data.sources import IMAGE_SUFFIXES
-    from .files import check_writable, expand_inputs, output_paths
+    from .files import check_writable, output_paths
     from .pipeline import load_decoder
 
-    inputs = expand_inputs(args.inputs, IMAGE_SUFFIXES)
+    inputs, missing = _existing_inputs(args.inputs, IMAGE_SUFFIXES)
     outputs = output_paths(inputs, args.output)
+    _check_image_types(outputs)
     check_writable(outputs)
+    _skip_missing(missing, _print_paths)
     renderer = load_decoder(args.weights, args.device)
-    _, failed = _write_each(inputs, outputs, lambda src, dst: (renderer.normalize(src)[0], []))
-    return 1 if failed else 0
+    _, failed = _write_each(inputs, outputs, lambda src, dst: ([(dst, renderer.normalize(src)[0])], {}), _print_paths)
+    return 1 if failed or missing else 0
 
 
 BATCH = 32  # clips reconstructed together by `reconstruct` on many files
+SHEET = "contact_sheet.png"  # beside the faces, when there are several inputs
 
 
 def variation_path(output: Path, k: int) -> Path:
@@ -113,18 +195,44 @@ def variation_path(output: Path, k: int) -> Path:
     return output.with_name(f"{output.stem}_v{k}{output.suffix}")
 
 
-def _reconstruct(args: argparse.Namespace) -> int:
-    from PIL import Image
+def _unique_outputs(faces: list[Path], variations: int, sheet: Path | None) -> tuple[list[list[Path]], Path | None]:
+    """Every output of a run at its own path, decided before drawing: the faces of the inputs keep
+    their names (``output_paths`` makes those unique), and a variation or the contact sheet whose name
+    another output takes gets the first free -2, -3, … (face_v2-2.png beside the face of face_v2.opus,
+    contact_sheet-2.png beside that of contact_sheet.opus). Names differing only in case count as one,
+    as on macOS and Windows. Returns each face's variation paths and the sheet's path."""
+    taken = {str(p).casefold() for p in faces}
 
+    def claim(path: Path) -> Path:
+        candidate, n = path, 2
+        while str(candidate).casefold() in taken:
+            candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+        taken.add(str(candidate).casefold())
+        return candidate
+
+    extra = [[claim(variation_path(face, k)) for k in range(2, variations + 1)] for face in faces]
+    return extra, claim(sheet) if sheet else None
+
+
+def _print_json(src: Path, written: list[Path], info: dict) -> None:
+    """--json: one line per input, listing only the faces written, with an ``error`` where it failed."""
+    print(json.dumps({"input": str(src), "faces": [str(p) for p in written], **info}), flush=True)
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
     from .data.sources import AUDIO_SUFFIXES
-    from .files import check_writable, expand_inputs, output_paths
+    from .files import check_writable, output_paths
     from .pipeline import load_model
-    from .sheets import contact_sheet
     from .voice_attributes import describe
 
-    inputs = expand_inputs(args.inputs, AUDIO_SUFFIXES)
+    inputs, missing = _existing_inputs(args.inputs, AUDIO_SUFFIXES)
     outputs = output_paths(inputs, args.output)
+    _check_image_types(outputs)
+    extras, sheet = _unique_outputs(outputs, args.variations, outputs[0].parent / SHEET if len(inputs) > 1 else None)
+    extra_of = dict(zip(outputs, extras))
     check_writable(outputs)
+    report = _print_json if args.json else _print_paths
+    _skip_missing(missing, report)
     model = load_model(args.weights, args.decoder_weights, args.device)
     results: dict = {}
 
@@ -136,25 +244,32 @@ def _reconstruct(args: argparse.Namespace) -> int:
         result = results.pop(src)
         if isinstance(result, InputError):
             raise result
-        extra = [variation_path(dst, k) for k in range(2, len(result.variations) + 1)]
-        for path, image in zip(extra, result.variations[1:]):
-            Image.fromarray(image).save(path)
+        images = [(dst, result.image), *zip(extra_of[dst], result.variations[1:])]
         if args.json:
-            print(json.dumps({"input": str(src), "faces": [str(dst)] + [str(p) for p in extra], "used": result.used,
-                              "notes": result.notes, "voice_attributes": result.voice_attributes}), flush=True)
-            return result.image, extra
+            return images, {"used": result.used, "notes": result.notes, "voice_attributes": result.voice_attributes}
         if result.input_seconds > args.duration + 0.05 or result.notes:  # more than one clip: say which part
             print(f"{src}: used {result.used}" + "".join(f"; {n}" for n in result.notes), file=sys.stderr)
         if result.voice_attributes is not None and len(inputs) == 1:
             print(f"{src}: the voice: {describe(result.voice_attributes)}", file=sys.stderr)
-        return result.image, extra
+        return images, {}
 
-    done, failed = _write_each(inputs, outputs, draw, announce=not args.json)
-    if len(inputs) > 1 and done:
-        sheet = outputs[0].parent / "contact_sheet.png"
-        contact_sheet([img for _, img in done], [name for name, _ in done]).save(sheet)
-        print(f"contact sheet: {sheet}", file=sys.stderr)
-    return 1 if failed else 0
+    done, failed = _write_each(inputs, outputs, draw, report)
+    if sheet and done and not _write_sheet(sheet, done):
+        failed += 1
+    return 1 if failed or missing else 0
+
+
+def _write_sheet(path: Path, done: list[tuple[str, object]]) -> bool:
+    """The contact sheet of the faces drawn; False (and a line) where it could not be written."""
+    from .sheets import contact_sheet
+
+    try:
+        contact_sheet([img for _, img in done], [name for name, _ in done]).save(path)
+    except OSError as exc:
+        print(f"{path}: could not be written: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    print(f"contact sheet: {path}", file=sys.stderr)
+    return True
 
 
 def _match(args: argparse.Namespace) -> int:
@@ -211,8 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
 
     p = sub.add_parser("reconstruct", formatter_class=_HelpWithDefaults, help="speech → a canonical face of the speaker")
-    p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs")
-    p.add_argument("-o", "--output", required=True, help="face.png for one clip, or a folder (DIR/<stem>.png + contact_sheet.png)")
+    p.add_argument("inputs", nargs="+", help="audio files (wav flac ogg opus mp3 m4a aac webm mp4), folders or globs; one "
+                                             "that is missing or unreadable is skipped with a line, the others are "
+                                             "drawn, and the exit status is 1")
+    p.add_argument("-o", "--output", required=True,
+                   help="face.png (or .jpg, .webp, …) for one clip, or a folder (DIR/<stem>.png + contact_sheet.png); "
+                        "the faces of the inputs always keep their names, and a variation or the contact sheet whose "
+                        "name another output of the run takes gets the first free -2, -3, … (face_v2-2.png, "
+                        "contact_sheet-2.png): no output overwrites another")
     from .limits import CLIP_SECONDS, PREPARED_CLIP_SECONDS
 
     p.add_argument("--duration", type=_clip_seconds, default=CLIP_SECONDS,
@@ -223,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(face_v2.png, …)")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per input on stdout: the faces written, the part used, notes, and what the voice "
-                        "tells (voice_attributes: gender, age, ethnicity with confidences)")
+                        "tells (voice_attributes: gender, age, ethnicity with confidences); an input that failed, "
+                        "or a face that could not be written, has an 'error' (and lists only the faces written)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
     p.add_argument("--weights", help="voice encoder weights (default: the shipped ones)")
     p.add_argument("--decoder-weights", help="face decoder weights (default: the shipped ones)")
@@ -285,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("normalize", formatter_class=_HelpWithDefaults, help="photo → face descriptor → canonical frontal face")
-    p.add_argument("inputs", nargs="+", help="image files, folders or globs")
+    p.add_argument("inputs", nargs="+", help="image files, folders or globs; one that is missing or unreadable is "
+                                             "skipped with a line, the others are drawn, and the exit status is 1")
     p.add_argument("-o", "--output", required=True, help="face.png for one input, or a folder (DIR/<stem>.png)")
     p.add_argument("--weights", help="face decoder weights (default: the shipped ones)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")

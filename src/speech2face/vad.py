@@ -8,6 +8,7 @@ the VAD is what tells speech from non-speech, and where in a long recording the 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,12 +36,24 @@ class Segment:
         return self.end - self.start
 
 
+def _onnxruntime_without_telemetry() -> None:
+    """onnxruntime's telemetry starts when the library loads: every process left an empty
+    mat-debug-<pid>.log in the temp folder and queued events in Microsoft/DeveloperTools/.onnxruntime/
+    onnxruntime.db under the user's cache folder. ORT_DISABLE_TELEMETRY stops both but is read only at
+    load, so it is set before the import; disable_telemetry_events covers an onnxruntime loaded earlier."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+
+
 @functools.lru_cache(maxsize=None)
 def _model():
-    """The sequence ONNX model, loaded once. Importing ``silero_vad`` sets torch to one thread as
-    a side effect; the caller's setting is put back."""
+    """The sequence ONNX model, loaded once (without onnxruntime's telemetry). Importing
+    ``silero_vad`` sets torch to one thread as a side effect; the caller's setting is put back."""
     import torch
 
+    _onnxruntime_without_telemetry()
     threads = torch.get_num_threads()
     try:
         from silero_vad import load_silero_vad
