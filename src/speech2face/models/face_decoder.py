@@ -9,7 +9,8 @@ smear eyes and mouths across each other. Both maps have a closed-form least-squa
 CPU from ten thousand faces; on identities never seen, dlib recognises the decoded face as the
 original nearly always.
 
-An optional ``refiner`` (a small residual U-Net trained to restore real faces from blurred copies)
+Optional ``looks`` (``speech2face.models.looks``) replace the average hair, outline and shoulders
+outside the inner face by one of K modes of real portraits, chosen from the descriptor. An optional ``refiner`` (a small residual U-Net trained to restore real faces from blurred copies)
 brings back the detail a least-squares fit averages away: the edges of eyes, brows, lips and hair.
 """
 
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 
 from ..sizes import BACKGROUND_RGB, DESCRIPTOR_DIM, FACE_SIZE
+from . import portrait_frame
+from .looks import Looks
 from .warp import tps_warp
 
 N_LANDMARKS = 68
@@ -36,6 +39,11 @@ class FaceDecoderConfig:
     background: tuple[int, int, int] = BACKGROUND_RGB  # plain light background behind the silhouette
     alpha_softness: float = 0.04  # width of the silhouette's edge, in units of the alpha channel
     refiner_unshuffle: int = 2  # the refiner works at 1/k of the size on k×k pixel blocks (k = 2 at 224 px)
+    looks: int = 0  # hair, ears, neck and shoulders drawn as one of this many modes (models.looks); 0: none
+    looks_grid: int = 112  # px side at which the looks' corrections are stored
+    looks_features: int = 8  # head features the look is chosen by
+    frame_scale: float = 1.0  # < 1: the head drawn this much smaller, on shoulders (models.portrait_frame)
+    frame_anchor: float = 0.1  # the point (S/2, frame_anchor · S) stays where it is when the head is scaled
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +111,8 @@ class FaceDecoder(nn.Module):
         self.landmarks_head = nn.Linear(d, N_LANDMARKS * 2)  # centred descriptor → landmarks (px)
         self.texture_head = nn.Linear(d, config.channels * s * s)  # centred descriptor → shape-free texture in [0, 1]
         self.refiner = Refiner(config.refiner, config.refiner_unshuffle) if config.refiner else None
+        self.looks = (Looks(config.looks, s, config.looks_grid, d, config.looks_features)
+                      if config.looks else None)
 
     def centred(self, desc: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, D): unit length (dlib descriptors have norm ≈ 1), minus the training mean,
@@ -128,16 +138,21 @@ class FaceDecoder(nn.Module):
         rows = nn.functional.avg_pool2d(self.texture_head.weight.T.reshape(d, c, s, s), pool).reshape(d, -1)
         return torch.cat([lm, x @ rows], dim=1)
 
-    def base(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The linear decoder: desc (B, D) → image (B, 3, S, S), texture (B, C, S, S), landmarks
-        (B, 68, 2); with ``alpha`` also the silhouette (B, 1, S, S) the image was composited with."""
+    def base(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The linear decoder (and the look chosen, or the given ``look`` (B,) indices): desc (B, D)
+        → image (B, 3, S, S), texture (B, C, S, S), landmarks (B, 68, 2); with ``alpha`` also the
+        silhouette (B, 1, S, S) the image was composited with; with looks, ``look`` (B,)."""
         x = self.centred(desc)
         s = self.config.size
         landmarks = self.landmarks_head(x).view(-1, N_LANDMARKS, 2)
         texture = self.texture_head(x).view(-1, self.config.channels, s, s)
+        out = {}
+        if self.looks is not None:
+            out["look"] = self.looks.choose(x) if look is None else look
+            texture = self.looks(texture, x, out["look"])
         mean = self.mean_landmarks.expand(x.shape[0], -1, -1)
         warped = tps_warp(texture, mean, landmarks)
-        out = {"image": warped[:, :3], "texture": texture, "landmarks": landmarks}
+        out.update(image=warped[:, :3], texture=texture, landmarks=landmarks)
         if self.config.alpha:
             out["alpha"] = self.silhouette(warped[:, 3:])
             background = torch.tensor(self.config.background, dtype=warped.dtype, device=warped.device) / 255
@@ -149,17 +164,33 @@ class FaceDecoder(nn.Module):
         silhouette: one head drawn, not a fog of the heads it could be."""
         return torch.sigmoid((alpha - 0.5) / self.config.alpha_softness)
 
-    def forward(self, desc: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """desc (B, D) → image (B, 3, S, S) in [0, 1], base (before refining), texture, landmarks (B, 68, 2)."""
-        out = self.base(desc)
+        out = self.base(desc, look)
         out["base"] = out["image"]
         if self.refiner is not None:
             out["image"] = self.refine(out["base"].clamp(0, 1))
             if self.config.alpha:  # detail belongs to the head: the background stays plain
                 where = self.detail_area(out["alpha"])
                 out["image"] = out["base"] + where * (out["image"] - out["base"])
+        if self.config.frame_scale < 1 and self.config.alpha:
+            out["image"], out["landmarks"] = self.frame(out["image"], out["alpha"], out["texture"], out["landmarks"])
         out["image"] = out["image"].clamp(0, 1)
         return out
+
+    def frame(self, image: torch.Tensor, alpha: torch.Tensor, texture: torch.Tensor,
+              landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The drawn head (B, 3, S, S) with its silhouette (B, 1, S, S) → the portrait, the head
+        smaller on a neck and shoulders, and its landmarks (B, 68, 2). The silhouette fades out
+        over the drawn frame's lowest rows, so the drawn neck runs into the frame's."""
+        s = self.config.size
+        ramp = ((s - torch.arange(s, dtype=alpha.dtype, device=alpha.device) - 0.5) / (0.08 * s)).clamp(0, 1)
+        cheeks = self.looks.cheeks if self.looks is not None else None
+        skin = ((texture[:, :3] * cheeks).sum((2, 3)) if cheeks is not None
+                else texture[:, :3, s // 2 - 8:s // 2 + 8, s // 4:s // 4 + 16].mean((2, 3)))  # (B, 3)
+        background = torch.tensor(self.config.background, dtype=image.dtype, device=image.device) / 255
+        return portrait_frame.frame(image, alpha * ramp[:, None], landmarks, skin, background,
+                                    self.config.frame_scale, self.config.frame_anchor * s)
 
     def detail_area(self, alpha: torch.Tensor, margin: int = 2, border: int = 8) -> torch.Tensor:
         """Where the refiner's detail is kept: the silhouette widened by ``margin`` px (hair edges),

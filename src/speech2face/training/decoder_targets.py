@@ -95,15 +95,15 @@ def close_mouths(landmarks: torch.Tensor, gap: float) -> torch.Tensor:
 def _head_mask_job(args) -> np.ndarray:
     from .heads import head_mask
 
-    image, landmarks, photographed = args
-    return head_mask(image, landmarks, photographed)
+    image, landmarks, photographed, shoulders = args
+    return head_mask(image, landmarks, photographed, shoulders)
 
 
 def head_masks(images: torch.Tensor, landmarks: torch.Tensor, photographed: torch.Tensor, workers: int,
-               work_size: int = 128) -> torch.Tensor:
+               work_size: int = 128, shoulders: bool = False) -> torch.Tensor:
     """GrabCut head masks (``speech2face.training.heads``) of every face: uint8 images (N, 3, S, S),
     landmarks (N, 68, 2) px, photographed (N, 1, S, S) uint8 (soft, 255 = photographed) →
-    (N, 1, S, S) uint8 in {0, 255}.
+    (N, 1, S, S) uint8 in {0, 255}; with ``shoulders`` the whole person in the frame.
     Cut at ``work_size`` px (GrabCut's cost grows with the pixels; the silhouette does not need
     more) on ``workers`` processes, then scaled back to S."""
     import multiprocessing as mp
@@ -114,7 +114,7 @@ def head_masks(images: torch.Tensor, landmarks: torch.Tensor, photographed: torc
     small = F.interpolate(images.float(), size=(work_size, work_size), mode="area").round().byte()
     seen = F.interpolate(photographed.float() / 255, size=(work_size, work_size), mode="area") > 0.5
     scale = work_size / size
-    jobs = ((small[i].permute(1, 2, 0).numpy(), (landmarks[i] * scale).numpy(), seen[i, 0].numpy())
+    jobs = ((small[i].permute(1, 2, 0).numpy(), (landmarks[i] * scale).numpy(), seen[i, 0].numpy(), shoulders)
             for i in range(len(images)))
     with mp.get_context("spawn").Pool(workers) as pool:
         masks = list(tqdm(pool.imap(_head_mask_job, jobs, chunksize=16), total=len(images), desc="head masks",

@@ -73,6 +73,8 @@ class FaceDecoderTrainConfig:
     calibration_rounds: int = 2  # stage 3: rounds of the drawing calibration (0: none)
     calibration_faces: int = 1500  # training faces drawn and read per round
     fit_on: str = "non-dev"  # "non-dev": dev faces never seen (dev figures); "all": every face (a release)
+    looks: int = 0  # stage 4 (not yet in the shipped recipe): hair, ears, neck and shoulders as one of this many looks, before merging (0: none)
+    frame_scale: float = 0.8  # with looks: the head drawn this much smaller, on shoulders (models.portrait_frame)
 
 
 def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoderConfig) -> dict:
@@ -101,6 +103,32 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
     images = fill_mouths(data.pop("images"), data["landmarks"]) if cfg.close_mouths else data.pop("images")
     data.update(head_targets(images, heads * region, photographed, region, tuple(dcfg.background)))
     return data
+
+
+def fit_portrait_looks(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, split: np.ndarray) -> dict:
+    """Stage 4: the looks (``training.looks``), fit on the portrait frames that are not dev (only
+    they show hair and shoulders; UTKFace crops stop at the forehead), and the portrait frame.
+    The person masks (GrabCut with shoulders) are cached in the run folder."""
+    from dataclasses import replace
+
+    from .looks import LooksConfig, fit_looks
+
+    data = load_faces(cfg.shards, model.config.size, cfg.limit)
+    pick = [i for i, s in enumerate(data["speakers"]) if not s.startswith("utkface:") and split[i] != "dev"]
+    images, landmarks = data["images"][pick], data["landmarks"][pick]
+    photographed = (photographed_area(images) * 255).round().byte()
+    cache = run.folder / "persons.pt"
+    if cache.is_file() and len(persons := load_run_file(cache)) == len(pick):
+        pass
+    else:
+        persons = head_masks(images, landmarks, photographed, cfg.workers or available_cpus(), shoulders=True)
+        torch.save(persons, cache)
+    speakers = np.array(data["speakers"])[pick]
+    summary = fit_looks(model, images, landmarks, data["desc"][pick], photographed, persons,
+                        LooksConfig(count=cfg.looks, seed=cfg.seed), groups=speakers)
+    model.config = replace(model.config, frame_scale=cfg.frame_scale)
+    return {"looks": summary["looks"], "members": summary["members"], "failed_masks": summary["failed_masks"],
+            "portraits": len(pick), "feature_r": summary["feature_r"]}
 
 
 def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
@@ -138,14 +166,22 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
         history = calibrate_drawing(model, data["desc"][pick], cfg.calibration_rounds)
         result.update(calibration=history, calibration_seconds=time.time() - t)
         run.log(stage="calibration", rounds=history)
+    if cfg.looks:
+        t = time.time()
+        summary = fit_portrait_looks(run, cfg, model, split)
+        result.update(looks=summary, looks_seconds=time.time() - t)
+        run.log(stage="looks", **summary)
     if export is not None:
-        config = {"model": "FaceDecoder", "decoder": dcfg.to_dict(), "training": result,
+        config = {"model": "FaceDecoder", "decoder": model.config.to_dict(), "training": result,
                   "reproduce": f"speech2face train face-decoder {' '.join(cfg.shards)} --out {cfg.out}"
                                + (f" --size {dcfg.size}" if dcfg.size != FACE_SIZE else "")
                                + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")
                                + (f" --calibration-rounds {cfg.calibration_rounds}"
                                   if cfg.calibration_rounds != FaceDecoderTrainConfig.calibration_rounds else "")
-                               + (f" --fit-on {cfg.fit_on}" if cfg.fit_on != "non-dev" else ""),
+                               + (f" --fit-on {cfg.fit_on}" if cfg.fit_on != "non-dev" else "")
+                               + (f" --looks {cfg.looks}" if cfg.looks != FaceDecoderTrainConfig.looks else "")
+                               + (f" --frame-scale {cfg.frame_scale:g}"
+                                  if cfg.frame_scale != FaceDecoderTrainConfig.frame_scale else ""),
                   "fit_on": cfg.fit_on}
         # the texture map (4 × 224² outputs × 128) is stored as int8 rows with a scale each: a quarter
         # of its float32 size, within one grey level of the float decoder's drawings
@@ -170,9 +206,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--size", type=int, default=FACE_SIZE, help="side of the decoded face (px)")
     parser.add_argument("--fit-on", choices=("non-dev", "all"), default="non-dev",
                         help="non-dev: dev faces never seen; all: every face, for a release whose recipe is fixed")
+    parser.add_argument("--looks", type=int, default=FaceDecoderTrainConfig.looks,
+                        help="stage 4, not yet in the shipped recipe: hair and shoulders as one of this many looks "
+                             "(e.g. 16), before merging small ones (0: none)")
+    parser.add_argument("--frame-scale", type=float, default=FaceDecoderTrainConfig.frame_scale,
+                        help="with looks: the head drawn this much smaller, on neck and shoulders (1: as drawn)")
     args = parser.parse_args(argv)
     cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
-                                 refiner_minutes=args.refiner_minutes, limit=args.limit,
+                                 refiner_minutes=args.refiner_minutes, limit=args.limit, looks=args.looks,
+                                 frame_scale=args.frame_scale,
                                  calibration_rounds=args.calibration_rounds, fit_on=args.fit_on,
                                  decoder={**FaceDecoderConfig().to_dict(), "size": args.size,
                                           "refiner_unshuffle": 2 if args.size >= 192 else 1})

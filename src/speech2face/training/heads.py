@@ -21,9 +21,11 @@ ITERATIONS = 4  # GrabCut refinements
 HAIR_ABOVE_BROWS = 0.68  # face widths: the highest a head may reach above the brows (plausible_region)
 
 
-def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarray | None = None) -> np.ndarray:
+def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarray | None = None,
+              shoulders: bool = False) -> np.ndarray:
     """(S, S, 3) uint8 RGB crop, (68, 2) landmarks in its pixels, optional (S, S) bool photographed
-    area → (S, S) float32 head mask in {0, 1}."""
+    area → (S, S) float32 head mask in {0, 1}. With ``shoulders`` the whole person in the frame:
+    the shoulders are probably person and the chest under the chin surely is."""
     import cv2
 
     size = image.shape[0]
@@ -46,6 +48,11 @@ def head_mask(image: np.ndarray, landmarks68: np.ndarray, photographed: np.ndarr
     throat = np.array([[lm[6, 0], chin_y], [lm[10, 0], chin_y], [lm[10, 0], chin_y + 0.25 * jaw],
                        [lm[6, 0], chin_y + 0.25 * jaw]], np.int32)
     cv2.fillConvexPoly(mask, throat, cv2.GC_FGD)
+    if shoulders:  # the neck widening into the shoulders, and the chest in the middle of the bottom rows
+        ys_, xs_ = np.mgrid[0:size, 0:size]
+        half_width = 0.42 * jaw + 1.2 * np.clip(ys_ - (chin_y + 0.25 * jaw), 0, None)
+        mask[(np.abs(xs_ - mid_x) < half_width) & (ys_ > chin_y) & (mask != cv2.GC_FGD)] = cv2.GC_PR_FGD
+        mask[(np.abs(xs_ - mid_x) < 0.45 * jaw) & (ys_ > chin_y + 0.6 * jaw)] = cv2.GC_FGD
     # surely background: beside the head above the shoulders, far from the midline
     xs = np.arange(size)[None, :]
     ys = np.arange(size)[:, None]
