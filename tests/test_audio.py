@@ -96,9 +96,13 @@ def test_resampling_keeps_pitch_and_length(tmp_path, rate):
 
 def test_stereo_is_mixed_to_mono(tmp_path):
     left = tone(1.5, 44_100, 300.0)
-    stereo = np.stack([left, -left], axis=1)  # opposite phase: a true mix-down cancels
+    stereo = np.stack([0.9 * left, -left], axis=1)  # opposite phase: the mean cancels, so the louder channel is kept
     wave, _ = audio.read_audio(write_audio(tmp_path / "st.wav", stereo, 44_100))
-    assert wave.ndim == 1 and np.abs(wave).max() < 1e-3
+    assert wave.ndim == 1
+    np.testing.assert_allclose(wave, -left, atol=1e-3)
+    half = np.stack([left, 0.5 * left], axis=1)  # in phase: the mean
+    wave, _ = audio.read_audio(write_audio(tmp_path / "st1.wav", half, 44_100))
+    np.testing.assert_allclose(wave, 0.75 * left, atol=1e-3)
     both = np.stack([left, left], axis=1)
     wave, _ = audio.read_audio(write_audio(tmp_path / "st2.flac", both, 44_100))
     np.testing.assert_allclose(wave, left, atol=1e-3)

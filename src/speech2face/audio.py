@@ -26,7 +26,9 @@ HOP_SECONDS = 0.010  # s
 N_FFT = 512  # FFT points (window zero-padded to this)
 POWER_LAW = 0.3  # exponent of sign(x)·|x|^p compression
 MIN_SECONDS = 1.0  # s, shortest input worth looping up to a clip
-SILENCE_DBFS = -50.0  # dBFS, loudest 30 ms frame below this → the clip is silent
+SILENCE_DBFS = -75.0  # dBFS, loudest 30 ms frame below this → the clip is silent (one 16-bit step is −90)
+QUIET_DBFS = -30.0  # dBFS: a loudest frame below this is raised (real clips of ../shared: −28 to −5, median −15)
+QUIET_TARGET_DBFS = -15.0  # dBFS, where quiet input's loudest frame is raised to
 
 # --- derived sizes ------------------------------------------------------------------------
 WIN_LENGTH = round(WINDOW_SECONDS * SAMPLE_RATE)  # 400 samples
@@ -57,13 +59,16 @@ def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> t
     Returns ``(wave, sample_rate)`` with ``wave`` of shape (N,). Raises AudioError with a
     message a user can act on for empty, unreadable, truncated or non-audio input.
     """
-    wave, rate, _ = decode_audio(source, max_seconds)
+    wave, rate, _, _ = decode_audio(source, max_seconds)
     return wave, rate
 
 
-def decode_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> tuple[np.ndarray, int, float]:
-    """``read_audio`` plus the whole input's length in seconds: the samples decoded, or, where
-    decoding stopped at ``max_seconds``, the length the file's header gives (it may be far longer)."""
+def decode_audio(source: AudioSource, max_seconds: Optional[float] = MAX_INPUT_SECONDS
+                 ) -> tuple[np.ndarray, int, float, list[str]]:
+    """``read_audio`` plus the whole input's length in seconds (the samples decoded, or, where
+    decoding stopped at ``max_seconds``, the length the file's header gives: it may be far longer),
+    and notes on what was wrong but usable (a file cut short of the length its header gives)."""
+    max_seconds = check_max_seconds(max_seconds)
     data, name = _as_bytes(source)
     if len(data) == 0:
         raise AudioError(f"{name}: the file is empty")
@@ -74,8 +79,10 @@ def decode_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) ->
         try:
             wave, rate, header_seconds = decode(data, max_seconds)
             break
-        except NoAudioTrack:
-            raise AudioError(f"{name}: the file has no audio track (a video without sound?)") from None
+        except NoAudioTrack as exc:
+            what = "a picture, not audio" if exc.args and exc.args[0] == "picture" else \
+                "the file has no audio track (a video without sound?)"
+            raise AudioError(f"{name}: {what}") from None
         except Exception as exc:  # both libraries raise a zoo of types; report their reasons together
             reasons.append(_reason(exc))
     else:
@@ -87,7 +94,43 @@ def decode_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) ->
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     decoded = wave.size / rate
     stopped_early = wave.size >= int(max_seconds * rate)  # the rest was not decoded: the header knows it
-    return wave, rate, max(header_seconds or 0.0, decoded) if stopped_early else decoded
+    if stopped_early:
+        return wave, rate, max(header_seconds or 0.0, decoded), []
+    claimed = _wav_data_seconds(data) or header_seconds or 0.0  # libsndfile sizes a WAV by its bytes, not its header
+    notes = [f"the file is cut short: its header gives {claimed:.1f} s, only {decoded:.1f} s could be read"] \
+        if claimed > decoded + TRUNCATION_SLACK_SECONDS else []
+    return wave, rate, decoded, notes
+
+
+TRUNCATION_SLACK_SECONDS = 0.1  # s: a header may round its length; beyond this the file lost its end
+
+
+def check_max_seconds(max_seconds) -> float:
+    """How much of an input to decode, in seconds (None: the default), or an AudioError saying why not."""
+    if max_seconds is None:
+        return MAX_INPUT_SECONDS
+    if (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float, np.integer, np.floating))
+            or not np.isfinite(max_seconds) or max_seconds <= 0):
+        raise AudioError(f"max_seconds must be a positive, finite number of seconds (or None for "
+                         f"{MAX_INPUT_SECONDS:g}), got {max_seconds!r}")
+    return float(max_seconds)
+
+
+def _wav_data_seconds(data: bytes) -> Optional[float]:
+    """The length a RIFF/WAVE header's data chunk gives, in seconds; None for other files or odd headers."""
+    import struct
+
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if chunk == b"fmt " and pos + 20 <= len(data):
+            byte_rate = struct.unpack_from("<I", data, pos + 16)[0]
+        elif chunk == b"data":
+            return size / byte_rate if byte_rate and size != 0xFFFFFFFF else None  # 0xFFFFFFFF: a stream of unknown length
+        pos += 8 + size + (size & 1)
+    return None
 
 
 class NoAudioTrack(Exception):
@@ -114,7 +157,9 @@ def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise AudioError(f"{path}: no such file")
+            from .files import why_not_a_file
+
+            raise AudioError(f"{path}: {why_not_a_file(path)}")
         return path.read_bytes(), str(path)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
@@ -131,9 +176,10 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, O
         wave = f.read(frames=frames, dtype="float32", always_2d=True)  # (N, C)
         rate = f.samplerate
         header_seconds = f.frames / rate if f.frames > 0 else None
-    return wave.mean(axis=1), rate, header_seconds
+    return mix_down(wave), rate, header_seconds
 
 
+_PICTURE_FORMATS = {"image2", "gif", "apng", "webp", "ico"}  # FFmpeg demuxers of still images (besides *_pipe)
 PYAV_PLANE_LIMIT = 8  # channels from which PyAV's planar frame access crashes (FFmpeg keeps 8 plane pointers)
 
 
@@ -144,7 +190,8 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Option
     chunks, total = [], 0
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
-            raise NoAudioTrack
+            picture = container.format.name.endswith("_pipe") or container.format.name in _PICTURE_FORMATS
+            raise NoAudioTrack("picture" if picture else "video")
         stream = container.streams.audio[0]
         if container.duration:
             header_seconds = container.duration / av.time_base
@@ -164,12 +211,12 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Option
             # such frames, and every other format, are converted to one packed plane
             if frame.format.name == "fltp" and channels < PYAV_PLANE_LIMIT:
                 planes = frame.to_ndarray()  # (C, n) float32
-                chunks.append(planes[0] if len(planes) == 1 else planes.mean(axis=0))
+                chunks.append(mix_down(planes.T))
                 total += planes.shape[1]
             else:
                 for out in to_float.resample(frame):
                     packed = out.to_ndarray().reshape(-1, channels)  # (1, n·C) interleaved → (n, C)
-                    chunks.append(packed[:, 0] if channels == 1 else packed.mean(axis=1))
+                    chunks.append(mix_down(packed))
                     total += packed.shape[0]
             if total >= limit:
                 break
@@ -210,15 +257,14 @@ def wave_from_array(array, sample_rate, max_seconds: float = MAX_INPUT_SECONDS) 
     is an AudioError that says so.
     """
     sample_rate = check_sample_rate(sample_rate)
+    max_seconds = check_max_seconds(max_seconds)
     x = np.asarray(array)
+    if x.size == 0:
+        raise AudioError(f"the wave array holds no samples (shape {x.shape})")
     if x.dtype.kind == "f":
         wave = x.astype(np.float32)
     elif x.dtype.kind in "iu":
-        half = 2.0 ** (8 * x.dtype.itemsize - 1)
-        if x.dtype.itemsize == 8:  # no one records 64-bit PCM: scale by the range the values use
-            peak = int(np.abs(x).max()) if x.size else 0
-            half = 2.0 ** 15 if peak <= 2 ** 15 else 2.0 ** 31 if peak <= 2 ** 31 else half
-        offset = half if x.dtype.kind == "u" else 0.0
+        half, offset = _pcm_scale(x)
         wave = ((x.astype(np.float64) - offset) / half).astype(np.float32)
     else:
         raise AudioError(f"a wave array must hold integer PCM or floating-point samples, not {x.dtype}")
@@ -227,7 +273,7 @@ def wave_from_array(array, sample_rate, max_seconds: float = MAX_INPUT_SECONDS) 
         if wave.shape[channel_axis] > MAX_CHANNELS:
             raise AudioError(f"a 2-D wave array must be (samples, channels) or (channels, samples) with at most "
                              f"{MAX_CHANNELS} channels; shape {x.shape} has none")
-        wave = wave.mean(axis=channel_axis)
+        wave = mix_down(wave if channel_axis == 1 else wave.T)
     elif wave.ndim != 1:
         raise AudioError(f"a wave array must be 1-D (samples) or 2-D (with a channel axis), got shape {x.shape}")
     wave = wave[:round(max_seconds * sample_rate)]
@@ -238,6 +284,36 @@ def wave_from_array(array, sample_rate, max_seconds: float = MAX_INPUT_SECONDS) 
         raise AudioError(f"float samples must lie in [-1, 1], these reach {peak:.0f}: integer PCM stored as floats? "
                          "Pass the integer array itself, or divide by its full scale (32768 for 16-bit)")
     return wave
+
+
+def _pcm_scale(x: np.ndarray) -> tuple[float, float]:
+    """(half of full scale, the zero level) of integer PCM: by its type (int16, int32, uint8 centred on
+    128), or for 64-bit arrays, which no one records, by the range the values use (16- or 32-bit PCM)."""
+    bits = 8 * x.dtype.itemsize
+    if bits == 64:
+        if x.dtype.kind == "u":
+            top = int(x.max())
+            bits = 16 if top < 2 ** 16 else 32 if top < 2 ** 32 else 64
+        else:
+            peak = int(np.abs(x).max())
+            bits = 16 if peak <= 2 ** 15 else 32 if peak <= 2 ** 31 else 64
+    half = 2.0 ** (bits - 1)
+    return half, half if x.dtype.kind == "u" else 0.0
+
+
+ANTIPHASE_POWER_RATIO = 0.01  # the channels' mean keeps under this share of their power: they cancel
+
+
+def mix_down(frames: np.ndarray) -> np.ndarray:
+    """(N, C) float samples → (N,) mono: the channels' mean, or, where that cancels (channels in
+    antiphase, as a miswired stereo pair gives), the loudest channel alone."""
+    if frames.shape[1] == 1:
+        return frames[:, 0]
+    mean = frames.mean(axis=1)
+    power = (frames.astype(np.float64) ** 2).mean(axis=0)  # (C,)
+    if float((mean.astype(np.float64) ** 2).mean()) < ANTIPHASE_POWER_RATIO * float(power.mean()):
+        return frames[:, int(np.argmax(power))]
+    return mean
 
 
 # --- resampling, length, checks -----------------------------------------------------------
@@ -288,6 +364,16 @@ def check_speech(wave: np.ndarray, rate: int = SAMPLE_RATE, min_seconds: float =
         raise AudioError(f"the audio is silent (loudest frame {level:.0f} dBFS, below {SILENCE_DBFS:.0f} dBFS)")
 
 
+def raise_quiet(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Quiet speech (a loudest frame under QUIET_DBFS, e.g. a far microphone) made as loud as a typical
+    recording, so that the speech detector and the encoders hear it; louder input is left as it is.
+    Silence is not raised (check_speech refuses it first)."""
+    level = loudest_frame_dbfs(wave, rate=rate)
+    if SILENCE_DBFS <= level < QUIET_DBFS:
+        return (wave * np.float32(10 ** ((QUIET_TARGET_DBFS - level) / 20))).astype(np.float32)
+    return wave
+
+
 def load_clip(
     source: AudioSource,
     seconds: float = CLIP_SECONDS,
@@ -304,7 +390,7 @@ def clip_from_wave(wave: np.ndarray, rate: int, seconds: float = CLIP_SECONDS,
     """A decoded mono wave at ``rate`` → checked, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
     wave = resample(np.asarray(wave, dtype=np.float32), rate)
     check_speech(wave)
-    return fix_length(wave, clip_samples(seconds), offset)
+    return fix_length(raise_quiet(wave), clip_samples(seconds), offset)
 
 
 # --- the paper's spectrogram --------------------------------------------------------------

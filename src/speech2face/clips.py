@@ -53,6 +53,7 @@ def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECOND
 def _speech_clips(wave: np.ndarray, rate: int, seconds: float) -> SpeechClips:
     wave = audio.resample(np.asarray(wave, dtype=np.float32), rate)
     audio.check_speech(wave)
+    wave = audio.raise_quiet(wave)
     probs = vad.speech_probabilities(wave)
     segments = vad.segments_from_probabilities(probs, wave.size)
     found = vad.speech_seconds(segments)

@@ -90,6 +90,10 @@ def load_image(source: ImageSource) -> np.ndarray:
         _check_size(arr.shape[1], arr.shape[0], "<image>")
         return np.ascontiguousarray(_to_uint8(arr[..., :3]))
     name = str(source) if isinstance(source, (str, Path)) else "<image>"
+    if isinstance(source, (str, Path)) and not Path(source).is_file():  # a FIFO would block the open
+        from .files import why_not_a_file
+
+        raise FaceError(f"{name}: {why_not_a_file(Path(source))}")
     try:
         with warnings.catch_warnings():  # our own size limit (below) speaks for Pillow's bomb warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

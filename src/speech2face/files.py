@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,7 +25,7 @@ def expand_inputs(patterns: Iterable[str], suffixes: Sequence[str]) -> list[Path
                 raise InputError(f"{pattern}: no file matches")
             found += [p for p in matches if p.is_file()]
         else:
-            raise InputError(f"{pattern}: no such file or folder")
+            raise InputError(f"{pattern}: {why_not_a_file(path, folders=True)}")
     seen, unique = set(), []
     for p in found:  # once each, named as the user typed it
         if p.resolve() not in seen:
@@ -33,6 +34,27 @@ def expand_inputs(patterns: Iterable[str], suffixes: Sequence[str]) -> list[Path
     if not unique:
         raise InputError("no input files found")
     return unique
+
+
+def why_not_a_file(path: Path, folders: bool = False) -> str:
+    """Why ``path`` cannot be read as an input file, in words: missing, a link that leads nowhere or
+    round in a loop, or something that exists but is not a regular file (a FIFO, a device)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode  # follows links
+    except OSError as exc:
+        import errno
+
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        if path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return "no such file or folder" if folders else "no such file"
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{kind}, not a regular file" if kind != "not a regular file" else kind
 
 
 def output_paths(inputs: list[Path], out: str, suffix: str = ".png") -> list[Path]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import audio
 from .clips import SpeechClips, describe_spans, speech_clips
-from .errors import InputError
+from .errors import AudioError, InputError
 from .limits import MAX_INPUT_SECONDS, MAX_VARIATIONS
 from .faces import CANONICAL_FACE_BOX, FACE_SIZE, PORTRAIT_FACE_BOX, FaceAnalyzer, ImageSource
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
@@ -234,6 +234,7 @@ class Speech2Face:
                          variations: int = 1) -> list[Union[Reconstruction, InputError]]:
         """Several inputs at once (batched): a Reconstruction for each, or the InputError that stopped it."""
         variations = check_variations(variations)
+        max_seconds = audio.check_max_seconds(max_seconds)
         with one_intra_op_thread():
             with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
                 prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
@@ -269,7 +270,8 @@ class Speech2Face:
         """One input → its speech clips (decoded up to ``max_seconds``, resampled, checked, VAD-selected)."""
         duration = audio.check_duration(duration)
         if isinstance(source, torch.Tensor):
-            source = source.detach().cpu().numpy()
+            source = source.detach().cpu()
+            source = (source.float() if source.is_floating_point() else source).numpy()  # numpy has no bfloat16
         if isinstance(source, (list, tuple, np.generic)):
             source = np.asarray(source)
         if isinstance(source, np.ndarray):
@@ -283,8 +285,15 @@ class Speech2Face:
         if not isinstance(source, (str, Path, bytes, bytearray, memoryview)) and not hasattr(source, "read"):
             raise InputError("expected an audio file (path or bytes) or a wave array with its sample_rate, "
                              f"got {type(source).__name__}")
-        wave, rate, whole = audio.decode_audio(source, max_seconds)
-        return speech_clips(wave, rate, duration, input_seconds=whole)
+        wave, rate, whole, notes = audio.decode_audio(source, max_seconds)
+        try:
+            clips = speech_clips(wave, rate, duration, input_seconds=whole)
+        except AudioError as exc:  # what was heard in a file is said of that file
+            if isinstance(source, (str, Path)):
+                raise AudioError(f"{source}: {exc}") from None
+            raise
+        clips.notes[:0] = notes
+        return clips
 
 
 def _attempt(fn, *args):
