@@ -160,3 +160,72 @@ def test_paths_that_are_not_regular_files_say_what_they_are(kind, expected, tmp_
         faces.load_image(path)
     with pytest.raises(InputError, match=expected):
         expand_inputs([str(path)], [".wav"])
+
+
+def test_a_file_named_like_a_flag_does_not_take_the_flag_over(shared_data, tmp_path):
+    """`reconstruct clip --json` beside a file named '--json' still gives JSON; './--json' and
+    AVSpeech's '-id…' names are files."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    clip = sorted((PAIRS / "audio").glob("*.opus"))[7]
+    shutil.copy(clip, tmp_path / "--json")
+    shutil.copy(clip, tmp_path / "-1nRm4tQL0A_024.76-029.96.opus")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "speech2face", "reconstruct", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    run = cli(str(clip), "--json", "-o", "out")
+    assert run.returncode == 0, run.stderr
+    (line,) = run.stdout.splitlines()
+    assert json.loads(line)["input"] == str(clip)
+    run = cli("./--json", "-1nRm4tQL0A_024.76-029.96.opus", "-o", "named")
+    assert run.returncode == 0, run.stderr
+    drawn = {p.name for p in (tmp_path / "named").iterdir()}
+    assert {"--json.png", "-1nRm4tQL0A_024.76-029.96.png"} <= drawn, drawn
+
+
+# --- two voices within one window (item 9) ------------------------------------------------------------
+def test_two_voices_taking_turns_every_3_s_within_one_window_get_a_note(model, pair_rows):
+    import soundfile as sf
+
+    def first(gender):
+        row = next(r for r in pair_rows if r["gender"] == gender)
+        wave, rate = sf.read(PAIRS / "audio" / f"{row['stem']}.opus", dtype="float32")
+        return audio.fix_length(audio.resample(wave if wave.ndim == 1 else wave.mean(axis=1), rate), 96000)
+
+    her, him = first("f"), first("m")
+    turns = np.concatenate([her[:48000], him[48000:]])  # 3 s of her, then 3 s of him: one 6 s window
+    result = model.reconstruct(turns, sample_rate=16000)
+    assert any(n.startswith("two voices within 0.0–6.0 s") for n in result.notes), result.notes
+    assert not any("two voices" in n for n in model.reconstruct(her, sample_rate=16000).notes)
+
+
+def test_a_3_gb_wav_is_decoded_without_reading_it_whole(tmp_path):
+    """Only what is listened to (600 s) is read: a 3 GB file (sparse here) costs its 600 s, not 3 GB."""
+    import struct
+    import subprocess
+    import sys
+
+    path = tmp_path / "huge.wav"
+    size = 3 * 1024 ** 3
+    rate = 16_000
+    header = (b"RIFF" + struct.pack("<I", size - 8) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate,
+              2 * rate, 2, 16) + b"data" + struct.pack("<I", size - 44))
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(size)
+    code = f"""
+import resource
+from speech2face import audio
+wave, rate, seconds, notes = audio.decode_audio({str(path)!r})
+print(wave.size / rate, round(seconds), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    analysed, whole, rss_mb = run.stdout.split()
+    assert float(analysed) == pytest.approx(600.0) and int(whole) == round((size - 44) / (2 * rate))
+    assert int(rss_mb) < 800, rss_mb  # the whole file would be 3,072 MB

@@ -69,8 +69,8 @@ def decode_audio(source: AudioSource, max_seconds: Optional[float] = MAX_INPUT_S
     decoding stopped at ``max_seconds``, the length the file's header gives: it may be far longer),
     and notes on what was wrong but usable (a file cut short of the length its header gives)."""
     max_seconds = check_max_seconds(max_seconds)
-    data, name = _as_bytes(source)
-    if len(data) == 0:
+    data, name, size = _open_source(source)
+    if size == 0:
         raise AudioError(f"{name}: the file is empty")
     suffix = Path(name).suffix.lower()
     reasons = []
@@ -96,7 +96,7 @@ def decode_audio(source: AudioSource, max_seconds: Optional[float] = MAX_INPUT_S
     stopped_early = wave.size >= int(max_seconds * rate)  # the rest was not decoded: the header knows it
     if stopped_early:
         return wave, rate, max(header_seconds or 0.0, decoded), []
-    claimed = _wav_data_seconds(data) or header_seconds or 0.0  # libsndfile sizes a WAV by its bytes, not its header
+    claimed = _wav_data_seconds(_head(data)) or header_seconds or 0.0  # libsndfile sizes a WAV by its bytes, not its header
     notes = [f"the file is cut short: its header gives {claimed:.1f} s, only {decoded:.1f} s could be read"] \
         if claimed > decoded + TRUNCATION_SLACK_SECONDS else []
     return wave, rate, decoded, notes
@@ -153,24 +153,41 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-def _as_bytes(source: AudioSource) -> tuple[bytes, str]:
+def _open_source(source: AudioSource) -> tuple[Union[str, bytes], str, int]:
+    """(what the decoders open: a path, read as it is decoded, or bytes; its name; its size in bytes).
+    A file is never read whole: of a 3 GB recording only what is listened to is decoded."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             from .files import why_not_a_file
 
             raise AudioError(f"{path}: {why_not_a_file(path)}")
-        return path.read_bytes(), str(path)
+        return str(path), str(path), path.stat().st_size
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), "<bytes>"
-    return source.read(), getattr(source, "name", "<stream>")
+        return bytes(source), "<bytes>", len(source)
+    data = source.read()
+    return data, getattr(source, "name", "<stream>"), len(data)
 
 
-def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
+def _readable(data: Union[str, bytes]) -> BinaryIO:
+    """A decoder's input as a file object to use in ``with``: the file opened (read as it is
+    decoded; never its name, which FFmpeg would read as a URL where it has a colon), or the bytes."""
+    return io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")
+
+
+def _head(data: Union[str, bytes], size: int = 1 << 16) -> bytes:
+    """The first ``size`` bytes (where headers live)."""
+    if isinstance(data, bytes):
+        return data[:size]
+    with open(data, "rb") as f:
+        return f.read(size)
+
+
+def _read_soundfile(data: Union[str, bytes], max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
     """(mono wave up to max_seconds, rate, the header's length in s or None)."""
     import soundfile as sf
 
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with _readable(data) as file, sf.SoundFile(file) as f:
         limit = int(max_seconds * f.samplerate)
         frames = f.frames if 0 < f.frames < limit else limit
         wave = f.read(frames=frames, dtype="float32", always_2d=True)  # (N, C)
@@ -183,12 +200,12 @@ _PICTURE_FORMATS = {"image2", "gif", "apng", "webp", "ico"}  # FFmpeg demuxers o
 PYAV_PLANE_LIMIT = 8  # channels from which PyAV's planar frame access crashes (FFmpeg keeps 8 plane pointers)
 
 
-def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
+def _read_pyav(data: Union[str, bytes], max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
     """(mono wave up to max_seconds, rate, the container's length in s or None)."""
     import av
 
     chunks, total = [], 0
-    with av.open(io.BytesIO(data), mode="r") as container:
+    with _readable(data) as file, av.open(file, mode="r") as container:
         if not container.streams.audio:
             picture = container.format.name.endswith("_pipe") or container.format.name in _PICTURE_FORMATS
             raise NoAudioTrack("picture" if picture else "video")

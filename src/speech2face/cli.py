@@ -294,7 +294,7 @@ def _match(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .serve.app import serve
 
-    serve(args.host, args.port, args.timeout, bfloat16=args.bf16)
+    serve(args.host, args.port, args.timeout, bfloat16=args.bf16, upload_timeout=args.upload_timeout)
     return 0
 
 
@@ -429,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--timeout", type=float, default=SERVE_TIMEOUT_SECONDS,
                    help="seconds a request may wait and run before it is answered 503 (server busy)")
+    p.add_argument("--upload-timeout", type=float, default=20.0,
+                   help="seconds from a request's start by which its upload must have arrived (else 408)")
     p.add_argument("--bf16", action="store_true",
                    help="run GE2E's LSTM in bfloat16: up to 1.5x the requests/s on CPUs with AMX or AVX512-BF16, slower on "
                         "others; voice embeddings within cosine 0.998 of the float32 ones (README: Benchmarks)")
@@ -475,10 +477,25 @@ class _OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _files_as_files(argv: list[str]) -> list[str]:
+def _files_as_files(argv: list[str], options: set[str]) -> list[str]:
     """Arguments that start with '-' but name an existing file ('-1nRm4tQL0A_024.76-029.96.opus',
-    as AVSpeech names clips) are files, not flags: written './-…' for argparse."""
-    return [f"./{a}" if a.startswith("-") and len(a) > 2 and Path(a).is_file() else a for a in argv]
+    as AVSpeech names clips) are files, not flags: written './-…' for argparse. One of the
+    command's own ``options`` (a file named '--json' beside it) stays the option; './--json'
+    names the file. After '--' everything is a file already."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    return [f"./{a}" if k < end and a.startswith("-") and len(a) > 2 and a.split("=")[0] not in options
+            and Path(a).is_file() else a for k, a in enumerate(argv)]
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every flag of ``parser`` and of its sub-commands."""
+    found = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        for sub in getattr(action, "choices", None) or {}:
+            if isinstance(action.choices, dict) and isinstance(action.choices[sub], argparse.ArgumentParser):
+                found |= _option_strings(action.choices[sub])
+    return found
 
 
 # sub-commands whose own module parses the rest of the line (imported only when dispatched, so
@@ -512,13 +529,15 @@ def _delegate(argv: list[str]) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = _files_as_files(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    argv = _files_as_files(argv, _option_strings(parser))
     if argv[:2] == ["train", "voice"]:
         argv = ["train"] + argv[2:]
     delegated = _delegate(argv)
     if delegated is not None:
         return delegated
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     args.argv = argv  # the line as given, for the weights' reproduce line
     try:
         return args.func(args)

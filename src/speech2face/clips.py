@@ -60,13 +60,18 @@ def _speech_clips(wave: np.ndarray, rate: int, seconds: float) -> SpeechClips:
     notes = []
     if found < MIN_SPEECH_SECONDS:  # speech under music or noise: listen again, less strictly
         weak = vad.segments_from_probabilities(probs, wave.size, vad.WEAK_THRESHOLD)
+        sure = float(probs.max())
+        if vad.speech_seconds(weak) < MIN_SPEECH_SECONDS:  # and then in the speech band alone
+            band = vad.speech_probabilities(vad.speech_band(wave))
+            weak = vad.segments_from_probabilities(band, wave.size, vad.WEAK_THRESHOLD)
+            sure = max(sure, float(band.max()))
         if vad.speech_seconds(weak) < MIN_SPEECH_SECONDS:
             what = "no speech found" if found == 0 else f"too little speech: {found:.1f} s found"
             raise AudioError(f"{what} (at least {MIN_SPEECH_SECONDS:.0f} s of someone talking is needed; "
                              "noise, music, tones and silence are not used)")
         segments, found = weak, vad.speech_seconds(weak)
         notes.append(f"the speech is faint or under music or noise (the speech detector is at most "
-                     f"{float(probs.max()):.0%} sure): the face may follow the voice less closely")
+                     f"{sure:.0%} sure): the face may follow the voice less closely")
     total = wave.size / audio.SAMPLE_RATE
     n = audio.clip_samples(seconds)
     if wave.size <= n:  # the whole recording, looped up to the clip length

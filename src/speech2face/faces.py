@@ -328,12 +328,16 @@ class FaceAnalyzer:
         scaled = lambda rects, f: [(round(r.left() * f), round(r.top() * f), round(r.right() * f),  # noqa: E731
                                     round(r.bottom() * f)) for r in rects]
         small, factor = _downscaled(image, DETECT_MAX_SIDE)
+        if min(small.shape[:2]) < MIN_IMAGE_SIDE:  # a long thin strip (3000 × 40) shrinks below the window
+            return []
         rects = list(self.models.detector(small, 0))
         if not rects and self.upsample and max(small.shape[:2]) <= HOG_UPSAMPLE_MAX_SIDE:
             rects = list(self.models.detector(small, self.upsample))
         if rects or not self.cnn_fallback:
             return scaled(rects, factor)
         small, factor = _downscaled(image, CNN_MAX_SIDE)
+        if min(small.shape[:2]) < MIN_IMAGE_SIDE:
+            return []
         rects = [d.rect for d in _cnn_detector()(small, 0)]
         if not rects and max(small.shape[:2]) < CNN_UPSAMPLE_BELOW:
             rects = [d.rect for d in _cnn_detector()(small, 1)]

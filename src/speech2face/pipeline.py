@@ -29,7 +29,7 @@ from .faces import CANONICAL_FACE_BOX, FACE_SIZE, PORTRAIT_FACE_BOX, FaceAnalyze
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
 from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from .runtime import available_cpus, one_intra_op_thread
-from .speaker import speaker_encoder
+from .speaker import speaker_encoder, utterance_embeddings
 from .voice_attributes import VOICE_ATTRIBUTES_WEIGHTS, VoiceAttributes
 from .weights import load_module
 
@@ -192,13 +192,20 @@ class Speech2Face:
         The GE2E embeddings of an input's clips that sound like one voice are averaged (on val
         recordings of 12 s this came closest to the true face: centred cosine 0.187, vs 0.177
         averaging descriptors and 0.163 for one window); the others are dropped, with a note."""
-        sizes = [len(p.clips) for p in inputs]
-        spk = speaker_encoder(self.device).embed_many([c for p in inputs for c in p.clips], workers=self.workers,
-                                                      bfloat16=self.bfloat16)
-        voices = []
-        for p, emb in zip(inputs, np.split(spk, np.cumsum(sizes)[:-1])):
+        clips = [c for p in inputs for c in p.clips]
+        partials = speaker_encoder(self.device).embed_partials(clips, workers=self.workers, bfloat16=self.bfloat16)
+        mixed = [two_voices(p) for p in partials]  # within each 6 s clip: None, or the main voice's partials
+        spk = utterance_embeddings([p if m is None else p[m] for p, m in zip(partials, mixed)])  # (sum W, 256)
+        voices, first = [], 0
+        for p in inputs:
+            emb, within = spk[first:first + len(p.clips)], mixed[first:first + len(p.clips)]
+            first += len(p.clips)
             keep = one_voice(emb)
             spans, notes = [p.spans[k] for k in keep], list(p.notes)
+            split = [p.spans[k] for k in keep if within[k] is not None]
+            if split:
+                notes.append(f"two voices within {describe_spans(split)}: the face is drawn from the one heard "
+                             "longer there")
             if len(keep) < len(emb):
                 notes.append(f"more than one voice: the face is drawn from the voice heard in {describe_spans(spans)}")
             mean = emb[keep].mean(axis=0)
@@ -308,6 +315,30 @@ SAME_VOICE_COSINE = 0.65  # GE2E cosine above which two windows are one voice: k
 # pairs of non-dev clips, 8 % of different-speaker pairs
 
 
+TWO_VOICES_COSINE = 0.65  # two groups of a clip's GE2E partials whose means are below this cosine are two
+# voices: of 400 non-dev 6 s clips 0.75 % are split; of 300 clips made of two non-dev speakers taking
+# turns every 3 s, 88 % (all 13 pairs of a woman and a man), every 2 s, 43 %
+
+
+def two_voices(partials: np.ndarray) -> Optional[np.ndarray]:
+    """A clip's partial embeddings (P, 256), 1.6 s each → None where they sound like one voice,
+    else the indices of the larger of two groups (2-means from the two least alike partials),
+    each group at least 2 partials and their means below TWO_VOICES_COSINE."""
+    sims = partials @ partials.T
+    i, j = np.unravel_index(int(np.argmin(sims)), sims.shape)
+    centers = partials[[i, j]]  # (2, 256)
+    for _ in range(5):
+        first = partials @ centers[0] >= partials @ centers[1]  # (P,) bool
+        if min(first.sum(), (~first).sum()) < 2:
+            return None
+        centers = np.stack([partials[first].mean(axis=0), partials[~first].mean(axis=0)])
+        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    if float(centers[0] @ centers[1]) >= TWO_VOICES_COSINE:
+        return None
+    main = first if first.sum() >= (~first).sum() else ~first
+    return np.flatnonzero(main)
+
+
 def one_voice(embeddings: np.ndarray) -> list[int]:
     """Indices of the windows that sound like the main voice: the window most others agree with,
     and every window within SAME_VOICE_COSINE of it. One window → [0]."""
@@ -335,10 +366,13 @@ def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights
 
 
 def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
-               max_seconds: float = audio.MAX_INPUT_SECONDS) -> list[dict]:
+               max_seconds: float = audio.MAX_INPUT_SECONDS, deadline: Optional[float] = None) -> list[dict]:
     """Rank face photos by how well they fit a voice: cosine, around the mean face descriptor,
     between the voice's predicted descriptor and each photo's. In a photo with several faces the
-    largest is scored and the entry says so; photos without a face come last, with the reason."""
+    largest is scored and the entry says so; photos without a face come last, with the reason.
+    ``deadline`` (time.monotonic()): past it, the work stops before the next photo (TimeoutError)."""
+    import time
+
     from .errors import FaceError
 
     if not photos:
@@ -348,6 +382,8 @@ def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
     pred = model.reconstruct(wave, sample_rate=rate).descriptor - center
     ranked, failed = [], []
     for name, photo in photos:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError("the time limit passed before every photo was looked at")
         try:
             desc, face, count = model.renderer.analyzer.largest_face(photo)
         except FaceError as exc:

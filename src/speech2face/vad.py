@@ -69,6 +69,23 @@ def speech_probabilities(wave: np.ndarray) -> np.ndarray:
     return model.audio_forward(np.ascontiguousarray(wave, dtype=np.float32), sampling_rate=SAMPLE_RATE)
 
 
+SPEECH_BAND_HZ = (200.0, 3800.0)  # the telephone band, where a voice's words are
+BAND_EDGE_HZ = 100.0  # width of each raised-cosine edge of the band
+
+
+def speech_band(wave: np.ndarray) -> np.ndarray:
+    """A 16 kHz mono wave with what lies outside SPEECH_BAND_HZ (rumble, hum, hiss, cymbals)
+    removed: a zero-phase FFT filter with raised-cosine edges. Speech under heavy noise that the
+    VAD doubts in full band it often hears in this band: (N,) float32."""
+    spectrum = np.fft.rfft(np.asarray(wave, dtype=np.float32))
+    hz = np.fft.rfftfreq(wave.size, 1 / SAMPLE_RATE)
+    (lo, hi), edge = SPEECH_BAND_HZ, BAND_EDGE_HZ
+    rise = np.clip((hz - (lo - edge / 2)) / edge, 0, 1)
+    fall = np.clip(((hi + edge / 2) - hz) / edge, 0, 1)
+    gain = (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+    return np.fft.irfft(spectrum * gain, n=wave.size).astype(np.float32)
+
+
 def speech_segments(wave: np.ndarray, threshold: float = THRESHOLD) -> list[Segment]:
     """The spans of a 16 kHz mono wave that hold speech, in seconds from its start."""
     return segments_from_probabilities(speech_probabilities(wave), wave.size, threshold)

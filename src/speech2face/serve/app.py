@@ -34,60 +34,99 @@ from .batching import Batcher, ClientGone, Expired, Job
 from .metrics import CountRequests, Metrics, refusal_reason
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB
+BODY_SECONDS = 20.0  # s: an upload must have arrived this long after its request began
+MAX_BYTES_IN_FLIGHT = 160 * 1024 * 1024  # bytes of uploads held at once (8 of the largest)
 MAX_ANALYSED_SECONDS = 30.0  # s of audio decoded per request; the rest is ignored
+MAX_MATCH_PIXELS = 100_000_000  # pixels of all the photos of one /api/match request (each at most 40 MP)
 MAX_BATCH = 16  # reconstructions run together
 MAX_BATCH_WAIT = 0.01  # s a batch waits for more requests after its first
 NOTICE = ("The face is a guess at a typical face for what the voice suggests (sex, age, broad appearance). "
           "It is not the speaker's face and must not be used to identify or profile anyone.")
 
 
-class UploadTooLarge(Exception):
-    pass
+BODY_TAIL = "speech2face.body_tail"  # scope key: the last bytes of the body, to tell a cut-short form
+BODY_TAIL_BYTES = 256
+
+
+class UploadRefused(Exception):
+    """The body was refused while it arrived; the answer has been sent."""
 
 
 class UploadLimit:
-    """ASGI middleware: refuse a body over ``max_bytes`` as it streams in (413), before the app sees it."""
+    """ASGI middleware, around everything: a body over ``max_bytes`` is refused as it streams in
+    (413); one that has not fully arrived ``body_seconds`` after the request began is refused
+    (408); and bodies held at once — declared or received, kept until their answer is sent — may
+    total ``max_in_flight`` bytes, beyond which a new upload gets 503 at once. So neither slow
+    senders nor a burst of large uploads can hold the server's time or memory."""
 
-    def __init__(self, app, max_bytes: int, metrics: Optional[Metrics] = None) -> None:
+    def __init__(self, app, max_bytes: int, metrics: Optional[Metrics] = None, body_seconds: float = BODY_SECONDS,
+                 max_in_flight: int = MAX_BYTES_IN_FLIGHT) -> None:
         self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+        self.body_seconds, self.max_in_flight, self.in_flight = body_seconds, max_in_flight, 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await self._reject(send)
-        received, started, rejected = 0, False, False
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if declared > self.max_bytes:
+            return await self._reject(send, 413, "too large", f"upload larger than {self.max_bytes // (1024 * 1024)} MB")
+        if declared and self.in_flight + declared > self.max_in_flight:
+            return await self._reject(send, 503, "busy", "the server is busy receiving other uploads; try again "
+                                                        "in a moment")
+        held = declared  # bytes this request counts against max_in_flight
+        self.in_flight += held
+        received, started, refused, body_done = 0, False, False, False
+        deadline = time.monotonic() + self.body_seconds
+
+        async def refuse(status: int, reason: str, message: str):
+            nonlocal refused
+            refused = True
+            if not started:  # answer now; the app's own answer (if any) is dropped
+                await self._reject(send, status, reason, message)
+            raise UploadRefused
 
         async def limited_receive():
-            nonlocal received, rejected
-            message = await receive()
+            nonlocal received, body_done, held
+            if body_done or refused:
+                return await receive()  # after the body: waiting for a disconnect, no deadline
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                await refuse(408, "time limit", f"the upload did not arrive within {self.body_seconds:g} s")
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes and not rejected:
-                    rejected = True
-                    if not started:  # answer now; the app's own answer (if any) is dropped
-                        await self._reject(send)
-                    raise UploadTooLarge
+                chunk = message.get("body", b"")
+                scope[BODY_TAIL] = (scope.get(BODY_TAIL, b"") + chunk[-BODY_TAIL_BYTES:])[-BODY_TAIL_BYTES:]
+                received += len(chunk)
+                body_done = not message.get("more_body", False)
+                if received > self.max_bytes:
+                    await refuse(413, "too large", f"upload larger than {self.max_bytes // (1024 * 1024)} MB")
+                if received > held:  # no Content-Length (chunked): counted as it comes
+                    self.in_flight += received - held
+                    held = received
+                    if self.in_flight > self.max_in_flight:
+                        await refuse(503, "busy", "the server is busy receiving other uploads; try again in a moment")
             return message
 
         async def guarded_send(message):
             nonlocal started
-            if rejected:
+            if refused:
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except UploadTooLarge:
+        except UploadRefused:
             pass
+        finally:
+            self.in_flight -= held
 
-    async def _reject(self, send) -> None:
+    async def _reject(self, send, status: int, reason: str, message: str) -> None:
         if self.metrics is not None:
-            self.metrics.refusals.labels(reason="too large").inc()
-            self.metrics.requests.labels(route="upload", status="413").inc()
-        await JSONResponse({"error": f"upload larger than {self.max_bytes // (1024 * 1024)} MB"}, status_code=413)(
+            self.metrics.refusals.labels(reason=reason).inc()
+            self.metrics.requests.labels(route="upload", status=str(status)).inc()
+        await JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})(
             {"type": "http"}, None, send)
 
 
@@ -102,7 +141,8 @@ def _png(image: np.ndarray) -> bytes:
 
 def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_seconds: float = MAX_ANALYSED_SECONDS, workers: Optional[int] = None,
-               timeout: float = TIMEOUT_SECONDS, max_batch: int = MAX_BATCH, max_wait: float = MAX_BATCH_WAIT) -> FastAPI:
+               timeout: float = TIMEOUT_SECONDS, max_batch: int = MAX_BATCH, max_wait: float = MAX_BATCH_WAIT,
+               upload_timeout: float = BODY_SECONDS) -> FastAPI:
     """The app; ``load`` returns the Speech2Face model (default: the shipped weights on CPU)."""
     metrics = Metrics()
 
@@ -133,6 +173,9 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         metrics.refusals.labels(reason="bad request").inc()
+        if _cut_short_form(request):
+            return JSONResponse({"error": "the multipart/form-data body is cut short: its closing boundary is missing "
+                                          "(was the upload interrupted?)"}, status_code=400)
         return JSONResponse({"error": "; ".join(_validation_message(e) for e in exc.errors())}, status_code=422)
 
     # one error shape for every status: {"error": "…"} (FastAPI's own is {"detail": …})
@@ -237,15 +280,67 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
                                           f"not {len(faces)}"}, status_code=422)
         voice = await audio.read()
         photos = [(f.filename or f"face{i}", await f.read()) for i, f in enumerate(faces)]
+        pixels = sum(_pixels(data) for _, data in photos)
+        if pixels > MAX_MATCH_PIXELS:
+            metrics.refusals.labels(reason="too large").inc()
+            return JSONResponse({"error": f"form field 'faces': at most {MAX_MATCH_PIXELS // 1_000_000} megapixels "
+                                          f"in all per request, these photos hold {pixels / 1e6:.0f}"}, status_code=413)
+        deadline = time.monotonic() + timeout  # the work stops there too, not only the wait for it
         try:
-            ranking = await asyncio.wait_for(run(rank_faces, app.state.model, voice, photos, max_seconds), timeout)
+            ranking = await asyncio.wait_for(run(rank_faces, app.state.model, voice, photos, max_seconds, deadline),
+                                             timeout)
         except InputError as exc:
             return error(exc)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, TimeoutError):
             return busy()
         return {"ranking": ranking, "notice": NOTICE}
 
-    return UploadLimit(app, max_upload_bytes, metrics)  # type: ignore[return-value]
+    return UploadLimit(app, max_upload_bytes, metrics, upload_timeout)  # type: ignore[return-value]
+
+
+def _json_errors_protocol():
+    """uvicorn's h11 protocol, answering a request h11 cannot parse (Content-Length: -5, two
+    Content-Lengths that differ) with the API's one error shape, not plain text."""
+    import json
+
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JsonErrorsH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps({"error": "malformed HTTP request (its headers or framing could not be read)"}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.close()
+
+    return JsonErrorsH11Protocol
+
+
+def _pixels(data: bytes) -> int:
+    """Pixels of an uploaded image from its header (nothing decoded); 0 where it is no image (the
+    ranking then says so for that photo)."""
+    from PIL import Image
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.width * img.height
+    except Exception:
+        return 0
+
+
+def _cut_short_form(request: Request) -> bool:
+    """Whether a multipart/form-data body ended without its closing boundary."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data") or "boundary=" not in content_type:
+        return False
+    boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode()
+    return b"--" + boundary + b"--" not in request.scope.get(BODY_TAIL, b"")
 
 
 def _validation_message(error: dict) -> str:
@@ -254,7 +349,10 @@ def _validation_message(error: dict) -> str:
     name = ".".join(str(p) for p in path) or "body"
     kind = {"query": "query parameter", "body": "form field", "header": "header", "path": "path parameter"}.get(where, where)
     hint = " (send multipart/form-data)" if where == "body" else ""
-    return f"{kind} {name!r}: {error['msg']}{hint}"
+    message = error["msg"]
+    if "Expected UploadFile" in message:  # pydantic's words name a Python class
+        message, hint = "expected a file, got a text value", " (send it as a file part, with a filename)"
+    return f"{kind} {name!r}: {message}{hint}"
 
 
 def check_port(host: str, port: int) -> None:
@@ -270,13 +368,15 @@ def check_port(host: str, port: int) -> None:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS, bfloat16: bool = False) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS, bfloat16: bool = False,
+          upload_timeout: float = BODY_SECONDS) -> None:
     """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (see the speaker module)."""
     import uvicorn
 
     check_port(host, port)
-    if not timeout > 0:
-        raise InputError(f"--timeout {timeout:g}: a time limit is a positive number of seconds")
+    for flag, value in (("--timeout", timeout), ("--upload-timeout", upload_timeout)):
+        if not value > 0:
+            raise InputError(f"{flag} {value:g}: a time limit is a positive number of seconds")
     load = None
     if bfloat16:
         from ..pipeline import load_model
@@ -286,4 +386,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SE
             print("warning: --bf16 on a CPU without bfloat16 units (AMX, AVX512-BF16): it will be slower, "
                   "not faster", file=sys.stderr)
         load = functools.partial(load_model, device="cpu", bfloat16=True)
-    uvicorn.run(create_app(load, timeout=timeout), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(load, timeout=timeout, upload_timeout=upload_timeout), host=host, port=port,
+                log_level="info", http=_json_errors_protocol())

@@ -47,6 +47,20 @@ def refusal_reason(status: int, message: str) -> str:
     return "other"
 
 
+def _route_label(scope) -> str:
+    """The matched route's template (the router writes it into the scope), or the mount a path
+    lies under (/docs' assets), or 'unmatched'."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    for candidate in getattr(getattr(scope.get("app"), "router", None), "routes", []):
+        mount = getattr(candidate, "path", None)
+        if mount and hasattr(candidate, "app") and not hasattr(candidate, "endpoint") \
+                and scope.get("path", "").startswith(mount + "/"):
+            return mount
+    return "unmatched"
+
+
 class CountRequests:
     """ASGI middleware: every answered request by route template and status, and its latency."""
 
@@ -66,6 +80,6 @@ class CountRequests:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")  # the router writes the matched route here
+            route = _route_label(scope)
             self.metrics.requests.labels(route=route, status=str(status[0])).inc()
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
