@@ -174,12 +174,13 @@ class FaceDecoder(nn.Module):
                 where = self.detail_area(out["alpha"])
                 out["image"] = out["base"] + where * (out["image"] - out["base"])
         if self.config.frame_scale < 1 and self.config.alpha:
-            out["image"], out["landmarks"] = self.frame(out["image"], out["alpha"], out["texture"], out["landmarks"])
+            out["image"], out["landmarks"] = self.frame(out["image"], out["alpha"], out["texture"], out["landmarks"],
+                                                        self.centred(desc), out.get("look"))
         out["image"] = out["image"].clamp(0, 1)
         return out
 
-    def frame(self, image: torch.Tensor, alpha: torch.Tensor, texture: torch.Tensor,
-              landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def frame(self, image: torch.Tensor, alpha: torch.Tensor, texture: torch.Tensor, landmarks: torch.Tensor,
+              x: torch.Tensor | None = None, look: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The drawn head (B, 3, S, S) with its silhouette (B, 1, S, S) → the portrait, the head
         smaller on a neck and shoulders, and its landmarks (B, 68, 2). The silhouette fades out
         over the drawn frame's lowest rows, so the drawn neck runs into the frame's."""
@@ -189,8 +190,13 @@ class FaceDecoder(nn.Module):
         skin = ((texture[:, :3] * cheeks).sum((2, 3)) if cheeks is not None
                 else texture[:, :3, s // 2 - 8:s // 2 + 8, s // 4:s // 4 + 16].mean((2, 3)))  # (B, 3)
         background = torch.tensor(self.config.background, dtype=image.dtype, device=image.device) / 255
+        hair = long = None
+        if self.looks is not None and look is not None:
+            from .looks import STYLES
+
+            hair, long = self.looks.hair_rgb(x), (look == STYLES.index("long")).to(image.dtype)
         return portrait_frame.frame(image, alpha * ramp[:, None], landmarks, skin, background,
-                                    self.config.frame_scale, self.config.frame_anchor * s)
+                                    self.config.frame_scale, self.config.frame_anchor * s, hair, long)
 
     def detail_area(self, alpha: torch.Tensor, margin: int = 2, border: int = 8) -> torch.Tensor:
         """Where the refiner's detail is kept: the silhouette widened by ``margin`` px (hair edges),

@@ -54,17 +54,43 @@ def body(landmarks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor
     return person[:, None], clothes[:, None]
 
 
+def long_hair(landmarks: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 68, 2) landmarks in the portrait frame → (B, 1, S, S) soft mask of long hair falling
+    past the chin onto the shoulders, either side of the neck, ending in rounded tips: the head's
+    own frame ends just under the chin, so this part of a long hairstyle is drawn here."""
+    jaw = (landmarks[:, 16, 0] - landmarks[:, 0, 0]).clamp_min(1.0)[:, None, None]
+    mid = landmarks[:, 27:31, 0].mean(1)[:, None, None]
+    chin = landmarks[:, 8, 1][:, None, None]
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=landmarks.dtype, device=landmarks.device) + 0.5,
+                            torch.arange(size, dtype=landmarks.dtype, device=landmarks.device) + 0.5, indexing="ij")
+    dx = (xs - mid).abs()
+    centre, half = (HAIR_INNER + HAIR_OUTER) / 2 * jaw, (HAIR_OUTER - HAIR_INNER) / 2 * jaw
+    top, bottom = chin - 0.1 * jaw, chin + HAIR_BELOW_CHIN * jaw  # from behind the head's own hair
+    tip = (ys - (bottom - half)).clamp_min(0)  # rounded ends: the lock narrows over its last half-width
+    inside = half * torch.sqrt((1 - (tip / half) ** 2).clamp_min(0)) - (dx - centre).abs()
+    return (torch.sigmoid(inside / EDGE_PX) * torch.sigmoid((ys - top) / EDGE_PX))[:, None]
+
+
+HAIR_INNER, HAIR_OUTER = 0.36, 0.69  # face widths from the midline: where long hair falls on the shoulders
+HAIR_BELOW_CHIN = 0.45  # face widths: how far below the chin it reaches
+
+
 def frame(image: torch.Tensor, alpha: torch.Tensor, landmarks: torch.Tensor, skin: torch.Tensor,
-          background: torch.Tensor, scale: float, anchor: float) -> tuple[torch.Tensor, torch.Tensor]:
+          background: torch.Tensor, scale: float, anchor: float, hair: torch.Tensor | None = None,
+          long: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The drawn head image (B, 3, S, S) with its silhouette alpha (B, 1, S, S), landmarks
     (B, 68, 2), skin tone (B, 3) and background (3,) in [0, 1] → the portrait (B, 3, S, S) and its
-    landmarks (B, 68, 2)."""
+    landmarks (B, 68, 2). With ``hair`` (B, 3) colours and ``long`` (B,) in [0, 1], long hair
+    falls onto the shoulders (``long_hair``) where ``long`` is 1."""
     size = image.shape[-1]
     placed = place(landmarks, size, scale, anchor)
     person, clothes = body(placed, size)
     clothes_rgb = torch.tensor(CLOTHES, dtype=image.dtype, device=image.device).view(1, 3, 1, 1) / 255
     neck_rgb = 0.85 * skin.view(-1, 3, 1, 1)  # the neck lies in the chin's shadow
     canvas = background.view(1, 3, 1, 1) * (1 - person) + person * (clothes * clothes_rgb + (1 - clothes) * neck_rgb)
+    if hair is not None and long is not None:
+        falls = long_hair(placed, size) * long.view(-1, 1, 1, 1).to(image.dtype)
+        canvas = canvas * (1 - falls) + falls * 0.9 * hair.view(-1, 3, 1, 1)
     head = shrink(torch.cat([image, alpha], 1), scale, anchor)
     a = head[:, 3:]
     return a * head[:, :3] + (1 - a) * canvas, placed

@@ -14,14 +14,16 @@ from ..landmarks import LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP
 from ..models.warp import tps_warp
 
 
-def load_faces(shards: list[str], size: int, limit: int | None = None) -> dict:
+def load_faces(shards: list[str], size: int, limit: int | None = None, keep=None) -> dict:
     """Every face sample's portrait crop (the whole head) → uint8 images (N, 3, S, S), landmarks
-    (N, 68, 2) in S px, descriptors (N, D), speakers."""
+    (N, 68, 2) in S px, descriptors (N, D), speakers. ``keep(speaker)`` → bool: only those."""
     from PIL import Image
 
     image_field, landmark_field = "portrait", "portrait_lm68"
     images, landmarks, descs, speakers = [], [], [], []
     for sample in ShardDataset(shards, fields=[image_field, landmark_field, "desc"]):
+        if keep is not None and not keep(sample["json"]["speaker"]):
+            continue
         if image_field not in sample:
             raise SystemExit(f"{sample['__key__']}: these shards have no {image_field}.jpg; prepare them again "
                              "with this version (speech2face prepare)")

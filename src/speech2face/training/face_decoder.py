@@ -73,8 +73,9 @@ class FaceDecoderTrainConfig:
     calibration_rounds: int = 2  # stage 3: rounds of the drawing calibration (0: none)
     calibration_faces: int = 1500  # training faces drawn and read per round
     fit_on: str = "non-dev"  # "non-dev": dev faces never seen (dev figures); "all": every face (a release)
-    looks: int = 0  # stage 4 (not yet in the shipped recipe): hair, ears, neck and shoulders as one of this many looks, before merging (0: none)
+    looks: bool = False  # stage 4: hair, ears and neck drawn as one hairstyle in one colour, and the portrait frame
     frame_scale: float = 0.8  # with looks: the head drawn this much smaller, on shoulders (models.portrait_frame)
+    from_weights: str | None = None  # stages 1–3 taken from this decoder's weights: only the looks are fit
 
 
 def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoderConfig) -> dict:
@@ -105,36 +106,45 @@ def load_training_faces(run: Run, cfg: FaceDecoderTrainConfig, dcfg: FaceDecoder
     return data
 
 
-def fit_portrait_looks(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder, split: np.ndarray) -> dict:
-    """Stage 4: the looks (``training.looks``), fit on the portrait frames that are not dev (only
-    they show hair and shoulders; UTKFace crops stop at the forehead), and the portrait frame.
-    The person masks (GrabCut with shoulders) are cached in the run folder."""
+def fit_portrait_looks(run: Run, cfg: FaceDecoderTrainConfig, model: FaceDecoder) -> dict:
+    """Stage 4: the looks (``training.looks``): hair colour fit on the *train* portrait frames
+    (only they show hair; UTKFace crops stop at the forehead), gender and age on the *train*
+    UTKFace faces' labels, like the refiner, so val chooses between recipes on people they never
+    saw; every face with ``--fit-on all``. Then the portrait frame."""
     from dataclasses import replace
 
+    from ..data import ShardDataset
     from .looks import LooksConfig, fit_looks
 
-    data = load_faces(cfg.shards, model.config.size, cfg.limit)
-    pick = [i for i, s in enumerate(data["speakers"]) if not s.startswith("utkface:") and split[i] != "dev"]
-    images, landmarks = data["images"][pick], data["landmarks"][pick]
-    photographed = (photographed_area(images) * 255).round().byte()
-    cache = run.folder / "persons.pt"
-    if cache.is_file() and len(persons := load_run_file(cache)) == len(pick):
-        pass
-    else:
-        persons = head_masks(images, landmarks, photographed, cfg.workers or available_cpus(), shoulders=True)
-        torch.save(persons, cache)
-    speakers = np.array(data["speakers"])[pick]
-    summary = fit_looks(model, images, landmarks, data["desc"][pick], photographed, persons,
-                        LooksConfig(count=cfg.looks, seed=cfg.seed), groups=speakers)
+    def fit(speaker: str) -> bool:
+        return cfg.fit_on == "all" or tuning_split_of(speaker) == "train"
+
+    portraits = load_faces(cfg.shards, model.config.size, cfg.limit,
+                           keep=lambda s: not s.startswith("utkface:") and fit(s))
+    pick = portraits["speakers"]
+    labelled = {"desc": [], "female": [], "age": [], "speakers": []}
+    for sample in ShardDataset(cfg.shards, fields=["desc"]):
+        meta, speaker = sample["json"].get("meta", {}), sample["json"]["speaker"]
+        if meta.get("gender") in ("male", "female") and str(meta.get("age", "")).isdigit() and fit(speaker):
+            labelled["desc"].append(sample["desc"])
+            labelled["female"].append(float(meta["gender"] == "female"))
+            labelled["age"].append(float(meta["age"]))
+            labelled["speakers"].append(speaker)
+    if len(labelled["desc"]) < 50 or len(pick) < 50:
+        raise SystemExit(f"the looks need ≥ 50 portraits and ≥ 50 faces with age and gender labels (UTKFace); "
+                         f"these shards give {len(pick)} and {len(labelled['desc'])}")
+    labelled["desc"] = torch.from_numpy(np.stack(labelled["desc"])).float()
+    summary = fit_looks(model, portraits, labelled, LooksConfig(seed=cfg.seed))
     model.config = replace(model.config, frame_scale=cfg.frame_scale)
-    return {"looks": summary["looks"], "members": summary["members"], "failed_masks": summary["failed_masks"],
-            "portraits": len(pick), "feature_r": summary["feature_r"]}
+    return summary
 
 
 def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     run = Run(Path(cfg.out), asdict(cfg))
+    if cfg.from_weights:
+        return looks_only(run, cfg, export)
     dcfg = FaceDecoderConfig.from_dict({**cfg.decoder, "refiner": cfg.refiner_channels if cfg.refiner_minutes > 0 else ()})
     data = load_training_faces(run, cfg, dcfg)
     split = np.array(data["tuning"])
@@ -168,25 +178,59 @@ def train(cfg: FaceDecoderTrainConfig, export: Path | None = None) -> dict:
         run.log(stage="calibration", rounds=history)
     if cfg.looks:
         t = time.time()
-        summary = fit_portrait_looks(run, cfg, model, split)
+        summary = fit_portrait_looks(run, cfg, model)
         result.update(looks=summary, looks_seconds=time.time() - t)
         run.log(stage="looks", **summary)
     if export is not None:
-        config = {"model": "FaceDecoder", "decoder": model.config.to_dict(), "training": result,
-                  "reproduce": f"speech2face train face-decoder {' '.join(cfg.shards)} --out {cfg.out}"
-                               + (f" --size {dcfg.size}" if dcfg.size != FACE_SIZE else "")
-                               + (f" --refiner-minutes {cfg.refiner_minutes:g}" if model.refiner is not None else "")
-                               + (f" --calibration-rounds {cfg.calibration_rounds}"
-                                  if cfg.calibration_rounds != FaceDecoderTrainConfig.calibration_rounds else "")
-                               + (f" --fit-on {cfg.fit_on}" if cfg.fit_on != "non-dev" else "")
-                               + (f" --looks {cfg.looks}" if cfg.looks != FaceDecoderTrainConfig.looks else "")
-                               + (f" --frame-scale {cfg.frame_scale:g}"
-                                  if cfg.frame_scale != FaceDecoderTrainConfig.frame_scale else ""),
-                  "fit_on": cfg.fit_on}
-        # the texture map (4 × 224² outputs × 128) is stored as int8 rows with a scale each: a quarter
-        # of its float32 size, within one grey level of the float decoder's drawings
-        tensors = quantize_rows(model.state_dict(), {"texture_head.weight"})
-        result["sha256"] = save_weights(export, tensors, config)
+        result["sha256"] = export_decoder(model, export, cfg, result)
+    run.log(stage="done", **result)
+    return result
+
+
+def reproduce_line(cfg: FaceDecoderTrainConfig, refiner: bool) -> str:
+    """The command that makes these weights again."""
+    size = FaceDecoderConfig.from_dict(cfg.decoder).size
+    return (f"speech2face train face-decoder {' '.join(cfg.shards)} --out {cfg.out}"
+            + (f" --size {size}" if size != FACE_SIZE else "")
+            + (f" --refiner-minutes {cfg.refiner_minutes:g}" if refiner and not cfg.from_weights else "")
+            + (f" --calibration-rounds {cfg.calibration_rounds}"
+               if cfg.calibration_rounds != FaceDecoderTrainConfig.calibration_rounds else "")
+            + (f" --fit-on {cfg.fit_on}" if cfg.fit_on != "non-dev" else "")
+            + (" --looks" if cfg.looks else "")
+            + (f" --frame-scale {cfg.frame_scale:g}" if cfg.frame_scale != FaceDecoderTrainConfig.frame_scale else "")
+            + (f" --from-weights {cfg.from_weights}" if cfg.from_weights else ""))
+
+
+def export_decoder(model: FaceDecoder, export: Path, cfg: FaceDecoderTrainConfig, result: dict,
+                   extra: dict | None = None) -> str:
+    """Write the decoder's weights with the command that made them; returns the sha256. The
+    texture map (4 × 224² outputs × 128) is stored as int8 rows with a scale each: a quarter of its
+    float32 size, within one grey level of the float decoder's drawings."""
+    config = {"model": "FaceDecoder", "decoder": model.config.to_dict(), "training": result,
+              "reproduce": reproduce_line(cfg, model.refiner is not None), "fit_on": cfg.fit_on, **(extra or {})}
+    return save_weights(export, quantize_rows(model.state_dict(), {"texture_head.weight"}), config)
+
+
+def looks_only(run: Run, cfg: FaceDecoderTrainConfig, export: Path | None) -> dict:
+    """``--from-weights``: stage 4 alone on a trained decoder (its stages 1–3 kept as they are, so
+    a voice head trained through its linear maps stays valid)."""
+    from ..weights import load_module, sha256_of
+
+    if not cfg.looks:
+        raise ValueError("--from-weights fits only the looks: give --looks too")
+    model, _, base_config = load_module(Path(cfg.from_weights), lambda c: FaceDecoder(
+        FaceDecoderConfig.from_dict({**c["decoder"], "looks": 0})), "FaceDecoder")
+    if base_config.get("fit_on", "non-dev") != cfg.fit_on:
+        print(f"note: {cfg.from_weights} was fit on {base_config.get('fit_on', 'non-dev')!r}, the looks on {cfg.fit_on!r}",
+              flush=True)
+    t = time.time()
+    summary = fit_portrait_looks(run, cfg, model)
+    result = {"looks": summary, "looks_seconds": time.time() - t, "base_training": base_config.get("training")}
+    run.log(stage="looks", **summary)
+    if export is not None:
+        result["sha256"] = export_decoder(model, export, cfg, result, {
+            "base_weights": {"sha256": sha256_of(Path(cfg.from_weights)), "reproduce": base_config.get("reproduce"),
+                             "fit_on": base_config.get("fit_on", "non-dev")}})
     run.log(stage="done", **result)
     return result
 
@@ -206,13 +250,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--size", type=int, default=FACE_SIZE, help="side of the decoded face (px)")
     parser.add_argument("--fit-on", choices=("non-dev", "all"), default="non-dev",
                         help="non-dev: dev faces never seen; all: every face, for a release whose recipe is fixed")
-    parser.add_argument("--looks", type=int, default=FaceDecoderTrainConfig.looks,
-                        help="stage 4, not yet in the shipped recipe: hair and shoulders as one of this many looks "
-                             "(e.g. 16), before merging small ones (0: none)")
+    parser.add_argument("--looks", action="store_true",
+                        help="stage 4: hair, ears and neck as one hairstyle in one colour, on neck and shoulders "
+                             "(needs UTKFace's labelled faces among the shards)")
     parser.add_argument("--frame-scale", type=float, default=FaceDecoderTrainConfig.frame_scale,
                         help="with looks: the head drawn this much smaller, on neck and shoulders (1: as drawn)")
+    parser.add_argument("--from-weights", help="keep this decoder's stages 1–3 and fit only the looks (with --looks)")
     args = parser.parse_args(argv)
-    cfg = FaceDecoderTrainConfig(shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
+    cfg = FaceDecoderTrainConfig(from_weights=args.from_weights, shards=args.shards, out=args.out, seed=args.seed, batch_size=args.batch_size,
                                  refiner_minutes=args.refiner_minutes, limit=args.limit, looks=args.looks,
                                  frame_scale=args.frame_scale,
                                  calibration_rounds=args.calibration_rounds, fit_on=args.fit_on,
