@@ -71,8 +71,9 @@ def style_regions(style: str, mean: np.ndarray, size: int) -> dict[str, np.ndarr
     else:
         hairline = g["brow"] - (0.30 * w - 0.14 * w * temple ** 2)
     hair = over & (ys < hairline)
-    sideburn = (dx > 0.44 * w) & (dx < ax + 0.03 * w) & (ys >= g["brow"] - 0.2 * w) & (ys < g["eye"] + 0.12 * w)
-    hair |= sideburn
+    side_top = g["brow"] - (0.38 if style == "receding" else 0.2) * w  # receding temples: the sides reach up to the hair
+    sideburn = (dx > 0.44 * w) & (dx < ax + 0.03 * w) & (ys >= side_top) & (ys < g["eye"] + 0.12 * w)
+    hair |= sideburn & (over | (ys > cy - 0.1 * w))  # inside the hair's outline
     if style == "bald":  # a thin horseshoe at the sides and back, close to the head: the crown is skin
         hair = over & (dx > 0.44 * w) & (ys > g["brow"] - 0.28 * w) & (ys < g["eye"] + 0.05 * w)
         hair &= ((dx / (ax + 0.04 * w)) ** 2 + ((ys - cy) / (ay + 0.04 * w)) ** 2 <= 1)
@@ -92,6 +93,8 @@ def style_regions(style: str, mean: np.ndarray, size: int) -> dict[str, np.ndarr
         ears = ((dx - (g["ear_x"] + 0.02 * w)) / (0.07 * w)) ** 2 + ((ys - ey) / (0.14 * w)) ** 2 <= 1
     neck = (dx < 0.36 * w) & (ys > g["nose"])
     hair &= ~(neck & (ys > g["chin"] - 0.05 * w))  # the neck in front of long hair
+    if style == "receding":  # the bare temples keep the hair's outline: no notch between crown and sides
+        skull |= over & (ys > side_top - 0.1 * w)
     return {"skull": skull, "hair": hair, "ears": ears, "neck": neck}
 
 
@@ -124,7 +127,7 @@ def draw_style(style: str, mean: np.ndarray, size: int, seed: int = 0) -> dict[s
     # the hair's edge on the skin (hairline, sideburns) is soft and broken by strands, not a cut
     strands = strand_noise(r["hair"], mean, seed)
     share = soft(r["hair"], HAIRLINE_PX)
-    hair = np.clip(share + 2.0 * share * (1 - share) * strands.clip(-1, 1), 0, 1) * person  # broken at the edge only
+    hair = np.clip(share + 1.0 * share * (1 - share) * strands.clip(-1, 1), 0, 1) * person  # broken at the edge only
     g = geometry(mean)
     ys = np.mgrid[0:size, 0:size][0].astype(np.float32)
     # hair: strands, darker towards its edges and under the crown, a sheen across the crown
