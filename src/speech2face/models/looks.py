@@ -21,7 +21,9 @@ head, and the average head is the helmet again). Style: women long hair, or medi
 ``medium_age``; men short, receding from ``receding_age``, bald from ``bald_age`` — the ages are
 quantiles of the training faces' stretched predictions, so the styles are drawn at the shares
 chosen in ``training.hairstyles``. Outside the inner face, the texture becomes that hair in that
-colour where the style has hair, and the face's own skin tone (read on its cheeks) elsewhere.
+colour where the style has hair; bare skin keeps the linear map's own texture from the brows down
+(forehead, ears, neck: it carries the person's skin), and takes the skin tone read on its cheeks
+above (a bald crown).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class Looks(nn.Module):
 
     Buffers: ``person``, ``hair``, ``shading`` (K, 1, G, G); ``outer`` (1, 1, S, S) where looks
     apply (1 outside the inner face, feathered); ``cheeks`` (1, 1, S, S) where skin tone is read,
-    summing to 1; ``predictor_weight`` (F, D), ``predictor_bias`` (F,) on centred descriptors;
+    summing to 1; ``own_skin`` (1, 1, S, S) where bare skin keeps the linear map's own texture (from
+    just above the brows down: forehead, temples, ears, neck — not the crown, where that texture is
+    the averaged hair); ``predictor_weight`` (F, D), ``predictor_bias`` (F,) on centred descriptors;
     ``prediction_mean``, ``prediction_sd`` (F,) of the out-of-fold predictions and
     ``feature_mean``, ``feature_sd`` (F,) of the photos, which stretch one onto the other;
     ``medium_age``, ``receding_age``, ``bald_age`` the style thresholds (years, stretched)."""
@@ -64,6 +68,7 @@ class Looks(nn.Module):
             self.register_buffer(name, torch.zeros(count, 1, grid, grid))
         self.register_buffer("outer", torch.zeros(1, 1, size, size))
         self.register_buffer("cheeks", torch.zeros(1, 1, size, size))
+        self.register_buffer("own_skin", torch.zeros(1, 1, size, size))
         self.register_buffer("predictor_weight", torch.zeros(features, descriptor_dim))
         for name, value in (("predictor_bias", 0.0), ("prediction_mean", 0.0), ("prediction_sd", 1.0),
                             ("feature_mean", 0.0), ("feature_sd", 1.0)):
@@ -114,6 +119,8 @@ class Looks(nn.Module):
         hair_rgb = self.hair_rgb(x).to(texture.dtype)[:, :, None, None]
         # light and shade multiply the colour; a sheen adds a little light even to black hair
         drawn_hair = (hair_rgb * shading + 0.03 * (shading - 1).clamp_min(0)).clamp(0, 1)
-        outside = hair * drawn_hair + (1 - hair) * (skin_tone * shading).clamp(0, 1)
+        own = ((alpha - 0.3) / 0.4).clamp(0, 1) * self.own_skin.to(texture.dtype)  # the linear map's own skin
+        bare = own * rgb + (1 - own) * (skin_tone * shading).clamp(0, 1)
+        outside = hair * drawn_hair + (1 - hair) * bare
         outer = self.outer.to(texture.dtype)
         return torch.cat([outer * outside + (1 - outer) * rgb, outer * person + (1 - outer) * alpha], 1)

@@ -21,12 +21,15 @@ import torch
 from ..landmarks import BROWS, JAW
 from ..models.face_decoder import FaceDecoder
 from ..models.looks import FEATURES, STYLES, Looks
-from .hairstyles import draw_styles
+from .hairstyles import draw_styles, geometry
 
 # the styles' shares. Men: short, receding from the 60th percentile of predicted age, bald from
 # the 85th; women: long, medium from the 75th. Set by eye on the train portraits (the crops are
 # too tight and cluttered to measure hair length in; see models.looks), not tuned on a measure.
 STYLE_SHARES = {"receding_age": 0.60, "bald_age": 0.85, "medium_age": 0.75}
+
+
+OWN_SKIN_ABOVE_BROWS = 0.15  # face widths: bare skin from here down keeps the linear map's texture
 
 
 @dataclass
@@ -139,6 +142,9 @@ def fit_looks(model: FaceDecoder, portraits: dict, labelled: dict, cfg: LooksCon
             m = torch.nn.functional.interpolate(m, size=(cfg.grid, cfg.grid), mode="area")
         getattr(looks, name).copy_(m)
     looks.outer.copy_(inner_face(mean, size))
+    ys = torch.arange(size, dtype=torch.float32)[:, None].expand(size, size)
+    g = geometry(mean)
+    looks.own_skin.copy_(torch.sigmoid((ys - (g["brow"] - OWN_SKIN_ABOVE_BROWS * g["w"])) / 3.0)[None, None])
     cheeks = cheek_region(mean, size)
     looks.cheeks.copy_(torch.from_numpy(cheeks / cheeks.sum()).float()[None, None])
     for name, key in (("predictor_bias", "bias"), ("prediction_mean", "mean"), ("prediction_sd", "sd"),
