@@ -11,6 +11,9 @@ Give the models that never saw dev (the release is refit on every pair, dev incl
   ``reports/portraits_dev_with_photos.png``), outside the repository: the photos stay in ../shared.
 * ``dev_voice_reconstructions.png``: 24 dev voices, from ``reports/dev/reconstructions``
   (``speech2face evaluate ... --split dev --out reports/dev``).
+* with ``--previous-decoder-weights P`` only ``portraits_before_after_dev.png``: the same 8 dev
+  speakers, the previous decoder and this one on each true descriptor, then the voice (drawn as
+  the head predicts it, not steered) through each; with the photos on top in ``--photos-out``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ def main() -> None:
     parser.add_argument("--attributes-weights", help="voice attributes fitted without dev (default: the shipped ones)")
     parser.add_argument("--photos-out", type=Path, default=Path("reports/portraits_dev_with_photos.png"),
                         help="the sheet with the true photos on top (not for the repository)")
+    parser.add_argument("--previous-decoder-weights", help="draw only the before/after sheet against this decoder")
     args = parser.parse_args()
+    if args.previous_decoder_weights:
+        return before_after(args)
     from speech2face import load_model
     from speech2face.faces import FaceAnalyzer, load_image
 
@@ -85,6 +91,26 @@ def main() -> None:
     drawn = sorted((args.dev_report / "reconstructions").glob("*.png"))
     pick = sorted(random.Random(0).sample(drawn, 24))
     sheet([np.asarray(Image.open(p).convert("RGB")) for p in pick], 8).save(OUT / "dev_voice_reconstructions.png")
+
+
+def before_after(args: argparse.Namespace) -> None:
+    """The previous decoder against this one, from the true descriptor and from the voice."""
+    from speech2face import load_model
+    from speech2face.faces import FaceAnalyzer, load_image
+
+    models = [load_model(args.voice_weights, weights, device="cpu", attributes_weights=args.attributes_weights,
+                         steer=False) for weights in (args.previous_decoder_weights, args.decoder_weights)]
+    stems = dev_speakers()
+    descriptors = np.stack([FaceAnalyzer().descriptor(PAIRS / "faces" / f"{s}.jpg") for s in stems])
+    clips = [PAIRS / "audio" / f"{s}.opus" for s in stems]
+    rows = [m.renderer.decode(descriptors) for m in models] + [[r.image for r in m.reconstruct_each(clips)] for m in models]
+    labels = ["previous, from\nthe photo", "this release,\nfrom the photo", "previous, from\nthe voice",
+              "this release,\nfrom the voice"]
+    sheet([img for row in rows for img in row], len(stems), labels, label_width=120).save(OUT / "portraits_before_after_dev.png")
+    photos = [load_image(PAIRS / "faces" / f"{s}.jpg") for s in stems]
+    out = args.photos_out.with_name("portraits_before_after_dev_with_photos.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet([img for row in [photos, *rows] for img in row], len(stems), ["true photo", *labels], label_width=120).save(out)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def test_close_mouths_closes_talking_mouths_only(shared_data):
 
 def test_shipped_decoder_draws_closed_mouths_on_plain_backgrounds(shared_data):
     """Real talking frames mostly fail both measures; the drawings made from the same photos'
-    descriptors pass them, in the paper's framing and with more inner-face detail than its decoder."""
+    descriptors pass them, on shoulders that fill the bottom rows."""
     from speech2face.faces import FaceAnalyzer, load_image
     from speech2face.pipeline import load_decoder
 
@@ -149,8 +149,12 @@ def test_shipped_decoder_draws_closed_mouths_on_plain_backgrounds(shared_data):
         detail.append(canonical.inner_face_detail(face, found[0].landmarks68))
     assert np.mean(true_closed) < 0.7 and np.mean(true_plain) < 0.2
     assert np.mean(drawn_closed) >= 0.95 and np.mean(drawn_plain) >= 0.9
-    assert 50 <= np.median(eyes) <= 58  # the paper's framing (the photos: ~54 px)
-    assert np.median(detail) >= 18  # photos ~40, the paper's decoder ~15
+    # the head is drawn 0.8× smaller to make room for neck and shoulders: eyes ~43 px apart, not
+    # the tight frame's 53 (the photos: ~54); inner-face detail falls with it (photos ~40, the
+    # paper's decoder ~15, the tight frame 23)
+    assert 38 <= np.median(eyes) <= 48
+    assert np.median(detail) >= 12
+    assert np.median([canonical.person_rows(renderer.normalize(load_image(p))[0]) for p in photos[:6]]) >= 0.8
 
 
 def test_portrait_decoder_training_resumes_after_a_kill(shared_data, tmp_path):
