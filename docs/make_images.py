@@ -71,8 +71,8 @@ def main() -> None:
     from speech2face import load_model
     from speech2face.faces import FaceAnalyzer, load_image
 
-    ours = load_model(args.voice_weights, args.decoder_weights, device="cpu", attributes_weights=args.attributes_weights)
-    plain = load_model(args.voice_weights, args.decoder_weights, device="cpu",
+    ours = load_model(voice_weights=args.voice_weights, decoder_weights=args.decoder_weights, device="cpu", attributes_weights=args.attributes_weights)
+    plain = load_model(voice_weights=args.voice_weights, decoder_weights=args.decoder_weights, device="cpu",
                        attributes_weights=args.attributes_weights, steer=False)
     analyzer = FaceAnalyzer()
     stems = dev_speakers()
@@ -98,7 +98,7 @@ def before_after(args: argparse.Namespace) -> None:
     from speech2face import load_model
     from speech2face.faces import FaceAnalyzer, load_image
 
-    models = [load_model(args.voice_weights, weights, device="cpu", attributes_weights=args.attributes_weights,
+    models = [load_model(voice_weights=args.voice_weights, decoder_weights=weights, device="cpu", attributes_weights=args.attributes_weights,
                          steer=False) for weights in (args.previous_decoder_weights, args.decoder_weights)]
     stems = dev_speakers()
     descriptors = np.stack([FaceAnalyzer().descriptor(PAIRS / "faces" / f"{s}.jpg") for s in stems])

@@ -41,7 +41,7 @@ def test_speech_peaking_at_minus_40_dbfs_is_drawn_as_if_recorded_at_a_typical_le
     typical = quiet * 10 ** ((audio.QUIET_TARGET_DBFS - audio.loudest_frame_dbfs(quiet)) / 20)
     drawn = model.reconstruct(quiet, sample_rate=16000).descriptor
     np.testing.assert_allclose(drawn, model.reconstruct(typical, sample_rate=16000).descriptor, atol=1e-3)
-    center = model.center.numpy()
+    center = model.center
     loud = model.reconstruct(speech, sample_rate=16000).descriptor
     assert _cosine(drawn - center, loud - center) > 0.9  # level changes faces about as much as between
     # the levels the training clips were recorded at

@@ -64,7 +64,8 @@ def test_wrong_or_outdated_weights_are_a_clear_error(tmp_path):
     import soundfile as sf
     import torch
 
-    from speech2face.pipeline import DECODER_WEIGHTS, VOICE_WEIGHTS, asset_path
+    from speech2face.pipeline import DECODER_WEIGHTS, VOICE_WEIGHTS
+    from speech2face.weights import shipped as asset_path
     from speech2face.weights import load_weights, save_weights
 
     rng = np.random.default_rng(0)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from speech2face import audio
-from speech2face.speaker import mel_filterbank, speaker_encoder
+from speech2face.models.speaker_encoder import speaker_encoder
+from speech2face.speaker import mel_filterbank
 
 from conftest import PAIRS
 
@@ -76,7 +77,7 @@ def test_shipped_weights_are_resemblyzers_converted():
 def test_bfloat16_lstm_stays_close_to_float32(pair_rows):
     """`serve --bf16`: on real clips, GE2E embeddings with the LSTM in bfloat16 are within cosine
     0.998 of float32, and the float32 path is what it was (the same numbers with the flag off)."""
-    from speech2face.speaker import cpu_has_bfloat16
+    from speech2face.models.speaker_encoder import cpu_has_bfloat16
 
     waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:6]]
     encoder = speaker_encoder()
@@ -91,7 +92,7 @@ def test_bfloat16_lstm_stays_close_to_float32(pair_rows):
 def test_bfloat16_falls_back_to_float32_where_onednn_has_no_bfloat16_lstm(pair_rows, monkeypatch):
     """On CPUs where oneDNN cannot build a bfloat16 LSTM ("could not create a primitive descriptor"),
     `--bf16` warns once and embeds in float32 (the same numbers) instead of failing every request."""
-    import speech2face.speaker as speaker
+    import speech2face.models.speaker_encoder as speaker
 
     monkeypatch.setattr(speaker, "_BFLOAT16_BROKEN", [])
     waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:2]]

@@ -102,7 +102,7 @@ def test_a_long_recording_of_one_voice_averages_its_windows(shared_data, model):
     result = model.reconstruct(wave, sample_rate=16_000)
     assert result.spans == [(0.0, 6.0), (6.0, 12.0), (12.0, 18.0)] and result.notes == []
     singles = [model.reconstruct(p).descriptor for p in clips]
-    center = model.center.numpy()
+    center = model.center
     spread = np.mean([np.linalg.norm(s - result.descriptor) for s in singles])
     assert spread < np.mean([np.linalg.norm(s - center) for s in singles])  # between the windows, not beyond
 
@@ -178,11 +178,14 @@ def test_available_cpus_follows_affinity():
     assert out.strip() == "1" and 1 <= available_cpus() <= (os.cpu_count() or 1)
 
 
-def test_inference_runs_one_intra_op_thread_and_restores_the_callers(shared_data, model):
+def test_inference_runs_one_intra_op_thread_and_restores_the_callers(shared_data):
     import torch
 
+    import speech2face
+
+    model = speech2face.load_model(device="cpu", engine="torch")
     seen = []
-    hook = model.encoder.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    hook = model.voice.encoder.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import TYPE_CHECKING, BinaryIO, Optional, Union
 
 import numpy as np
-import torch
 
 from .errors import AudioError
 from .limits import (CLIP_SECONDS, MAX_CLIP_SECONDS, MAX_INPUT_SECONDS, MAX_SAMPLE_RATE,  # noqa: F401 (CLIP_SECONDS: audio.CLIP_SECONDS)
@@ -411,13 +410,19 @@ def clip_from_wave(wave: np.ndarray, rate: int, seconds: float = CLIP_SECONDS,
 
 
 # --- the paper's spectrogram --------------------------------------------------------------
-def spectrogram(wave: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+if TYPE_CHECKING:  # the paper encoder's spectrogram is torch's (training extra); decoding is not
+    import torch
+
+
+def spectrogram(wave: Union[np.ndarray, "torch.Tensor"]) -> "torch.Tensor":
     """Power-law compressed complex STFT: (..., N) samples → (..., 2, T, 257) float32.
 
     Frames of WIN_LENGTH samples every HOP_LENGTH, no centre padding, Hann-windowed and
     zero-padded to N_FFT; channel 0 = real part, 1 = imaginary part, each ``sign(x)·|x|^0.3``.
     A 6 s clip gives T = 598.
     """
+    import torch
+
     x = torch.as_tensor(wave, dtype=torch.float32)
     if x.shape[-1] < WIN_LENGTH:
         raise AudioError(f"{x.shape[-1]} samples is shorter than one {WIN_LENGTH}-sample window")
@@ -430,6 +435,6 @@ def spectrogram(wave: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
 
 def speaker_embedding(wave: np.ndarray) -> np.ndarray:
     """Pretrained GE2E speaker embedding (resemblyzer's weights) of a 16 kHz wave: (256,) float32."""
-    from .speaker import speaker_encoder
+    from .models.speaker_encoder import speaker_encoder
 
     return speaker_encoder().embed(wave)

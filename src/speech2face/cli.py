@@ -174,7 +174,7 @@ def _writes_rgb(suffix: str) -> bool:
 def _normalize(args: argparse.Namespace) -> int:
     from .data.sources import IMAGE_SUFFIXES
     from .files import check_writable, output_paths
-    from .pipeline import load_decoder
+    from .engines.pytorch import load_decoder
 
     inputs, missing = _existing_inputs(args.inputs, IMAGE_SUFFIXES)
     outputs = output_paths(inputs, args.output)
@@ -233,7 +233,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     check_writable(outputs)
     report = _print_json if args.json else _print_paths
     _skip_missing(missing, report)
-    model = load_model(args.weights, args.decoder_weights, args.device)
+    model = load_model(voice_weights=args.weights, decoder_weights=args.decoder_weights, device=args.device)
     results: dict = {}
 
     def draw(src: Path, dst: Path):
@@ -278,7 +278,7 @@ def _match(args: argparse.Namespace) -> int:
     from .pipeline import load_model, rank_faces
 
     photos = expand_inputs(args.faces, IMAGE_SUFFIXES)
-    model = load_model(args.weights, None, args.device)
+    model = load_model(voice_weights=args.weights, device=args.device)
     ranking = rank_faces(model, args.voice, [(str(p), p) for p in photos])
     if args.json:
         print(json.dumps(ranking, indent=1))

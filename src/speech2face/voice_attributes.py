@@ -20,9 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from .evaluation.attributes import ETHNICITIES, EthnicityClassifier
-from .evaluation.calibration import softmax
-from .weights import load_weights
+from .ethnicity import ETHNICITIES, EthnicityClassifier, softmax
+from .weights import load_weights, shipped
 
 VOICE_ATTRIBUTES_WEIGHTS = "voice_attributes.safetensors"
 GROUP_NAMES = {"white": "white", "black": "Black", "asian": "Asian", "indian": "Indian", "other": "other"}
@@ -50,10 +49,8 @@ class VoiceAttributes:
 
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "VoiceAttributes":
-        from .pipeline import asset_path
-
-        tensors, config = load_weights(Path(path) if path else asset_path(VOICE_ATTRIBUTES_WEIGHTS))
-        return cls({k: v.double().numpy() for k, v in tensors.items()}, config)
+        tensors, config = load_weights(Path(path) if path else shipped(VOICE_ATTRIBUTES_WEIGHTS), framework="numpy")
+        return cls({k: v.astype(np.float64) for k, v in tensors.items()}, config)
 
     # --- the voice's attributes -----------------------------------------------------------------
     def _x(self, embeddings: np.ndarray) -> np.ndarray:

@@ -18,10 +18,18 @@ from typing import Callable, Optional
 import functools
 import pickle
 import re
-
-import torch
+from importlib import resources
+from typing import TYPE_CHECKING
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:  # torch is the training extra's: the runtime reads weights as numpy arrays
+    import torch
+
+
+def shipped(name: str) -> Path:
+    """Where the package keeps a file it ships (``assets/<name>``): the one place every floor asks."""
+    return Path(str(resources.files("speech2face") / "assets" / name))
 
 
 class UnsafeFileError(WeightsError, pickle.UnpicklingError):
@@ -33,6 +41,7 @@ def _allow_numpy_arrays() -> None:
     """Let weights_only loads build numpy arrays of numbers or strings (the voice attributes'
     pairs table holds them): no object arrays, no code. Registered once, on first use."""
     import numpy as np
+    import torch
 
     core = getattr(np, "_core", None) or np.core
     kinds = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDGUSMm"]
@@ -43,6 +52,8 @@ def _allow_numpy_arrays() -> None:
 def load_run_file(path: Path, map_location: str | None = None):
     """What ``torch.save`` wrote (a run cache, a checkpoint, a table) → its tensors and arrays, never
     code: torch's many-line weights_only refusal becomes one line naming what the file asked for."""
+    import torch
+
     _allow_numpy_arrays()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
@@ -64,10 +75,12 @@ def sha256_of(path: Path) -> str:
 INT8_SCALE = ".int8_scale"  # a tensor stored as int8 rows has its per-row scales under name + this
 
 
-def quantize_rows(tensors: dict[str, torch.Tensor], names: set[str]) -> dict[str, torch.Tensor]:
+def quantize_rows(tensors: dict[str, "torch.Tensor"], names: set[str]) -> dict[str, "torch.Tensor"]:
     """The named 2-D tensors as int8 with one float32 scale per row (the largest |value| / 127), for
     storage: a face decoder's 25 M-entry texture map then takes a quarter of its float32 size.
     ``load_weights`` turns them back into float32."""
+    import torch
+
     out = dict(tensors)
     for name in names:
         t = tensors[name].float()
@@ -77,7 +90,7 @@ def quantize_rows(tensors: dict[str, torch.Tensor], names: set[str]) -> dict[str
     return out
 
 
-def save_weights(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> str:
+def save_weights(path: Path, tensors: dict[str, "torch.Tensor"], config: dict) -> str:
     """Write tensors + config; returns the sha256 (also written to ``<path>.sha256``)."""
     from safetensors.torch import save_file
 
@@ -90,8 +103,10 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> 
     return digest
 
 
-def load_weights(path: Path, expected_sha256: Optional[str] = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """Verified tensors and config. The expected digest defaults to the ``.sha256`` sidecar."""
+def load_weights(path: Path, expected_sha256: Optional[str] = None,
+                 framework: str = "pt") -> tuple[dict[str, "torch.Tensor"], dict]:
+    """Verified tensors and config. The expected digest defaults to the ``.sha256`` sidecar.
+    ``framework="numpy"``: numpy arrays, for the runtime (no torch)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -106,19 +121,20 @@ def load_weights(path: Path, expected_sha256: Optional[str] = None) -> tuple[dic
     if actual != expected_sha256:
         raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework=framework) as f:
             config = json.loads((f.metadata() or {}).get("config", "{}"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors' SafetensorError, a bad JSON config, …
         raise WeightsError(f"{path} is not a readable safetensors weights file ({exc})") from None
     for name in [k for k in tensors if k.endswith(INT8_SCALE)]:  # rows stored as int8 (quantize_rows)
         base = name[: -len(INT8_SCALE)]
-        tensors[base] = tensors[base].float() * tensors.pop(name)
+        rows, scale = tensors[base], tensors.pop(name)
+        tensors[base] = rows.astype("float32") * scale if framework == "numpy" else rows.float() * scale
     return tensors, config
 
 
-def load_module(path: Path, module_for: Callable[[dict], torch.nn.Module], kind: str,
-                prefix: str = "") -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict]:
+def load_module(path: Path, module_for: Callable[[dict], "torch.nn.Module"], kind: str,
+                prefix: str = "") -> tuple["torch.nn.Module", dict[str, "torch.Tensor"], dict]:
     """A verified weights file of ``kind`` (its config's "model") loaded into ``module_for(config)``.
 
     Returns ``(module, tensors, config)``. A file of another kind, or one whose tensors do not fit

@@ -54,7 +54,7 @@ def _real_pairs(n: int) -> dict:
     from conftest import PAIRS, need_shared_data
     from speech2face import audio
     from speech2face.faces import FaceAnalyzer
-    from speech2face.speaker import speaker_encoder
+    from speech2face.models.speaker_encoder import speaker_encoder
 
     need_shared_data()
     with open(PAIRS / "pairs.csv", newline="") as f:
@@ -67,7 +67,7 @@ def _real_pairs(n: int) -> dict:
 
 
 def test_gradients_reach_the_voice_head_through_decoder_and_descriptor():
-    from speech2face.pipeline import load_decoder
+    from speech2face.engines.pytorch import load_decoder
 
     data = _real_pairs(6)
     train = np.arange(6)

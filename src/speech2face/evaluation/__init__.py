@@ -1,5 +1,15 @@
-"""Evaluation after Oh et al. 2019: metrics, attribute classifiers, craniofacial measures, report."""
+"""Evaluation after Oh et al. 2019: metrics, attribute classifiers, craniofacial measures, report.
 
-from .protocol import evaluate
+Nothing is imported eagerly: ``from speech2face.evaluation import evaluate`` loads the protocol,
+``speech2face.evaluation.metrics`` only the metrics."""
+
+
+def __getattr__(name: str):
+    if name == "evaluate":
+        from .protocol import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'speech2face.evaluation' has no attribute {name!r}")
+
 
 __all__ = ["evaluate"]

@@ -6,43 +6,16 @@ UTKFace (weights shipped in ``speech2face/assets``; reproduce with
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from ..weights import load_weights, save_weights
-
-ETHNICITIES = ("white", "black", "asian", "indian", "other")  # UTKFace's labels
-ETHNICITY_WEIGHTS = "ethnicity_utkface.safetensors"
-
-
-class EthnicityClassifier:
-    """Softmax regression on standardised 128-D descriptors."""
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, mean: np.ndarray, std: np.ndarray, config: dict) -> None:
-        self.weight, self.bias, self.mean, self.std, self.config = weight, bias, mean, std, config
-        self.classes = tuple(config["classes"])
-
-    def probabilities(self, descriptors: np.ndarray) -> np.ndarray:
-        """(N, 128) → (N, classes)."""
-        z = ((descriptors - self.mean) / self.std) @ self.weight.T + self.bias
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def predict(self, descriptors: np.ndarray) -> list[str]:
-        return [self.classes[i] for i in self.probabilities(np.atleast_2d(descriptors)).argmax(axis=1)]
-
-    @classmethod
-    def load(cls, path: Optional[Path] = None) -> "EthnicityClassifier":
-        path = path or Path(str(resources.files("speech2face") / "assets" / ETHNICITY_WEIGHTS))
-        tensors, config = load_weights(path)
-        return cls(*(tensors[k].numpy() for k in ("weight", "bias", "mean", "std")), config)
-
+from ..face_reading import age_and_gender, age_gender_model  # noqa: F401 (evaluation's names)
+from ..ethnicity import ETHNICITIES, ETHNICITY_WEIGHTS, EthnicityClassifier  # noqa: F401 (evaluation's names)
+from ..weights import save_weights, shipped
 
 class EthnicityLogits(torch.nn.Module):
     """The same classifier as a torch function, for losses: descriptors (B, 128) → logits (B, classes)."""
@@ -93,24 +66,10 @@ def train_ethnicity(shards: Path, out: Path, seed: int = 0, held_out: float = 0.
     return config
 
 
-@functools.lru_cache(maxsize=None)
-def age_gender_model():
-    from age_and_gender import AgeAndGender
-
-    return AgeAndGender()
-
-
-def age_and_gender(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[str, float]:
-    """('m'|'f', age in years) of the face in ``box`` (left, top, right, bottom)."""
-    left, top, right, bottom = box
-    (result,) = age_gender_model().predict(image, [(top, right, bottom, left)])
-    return ("m" if result["gender"]["value"].lower().startswith("m") else "f"), float(result["age"]["value"])
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description="Train the UTKFace ethnicity classifier used by evaluate.")
     parser.add_argument("shards", help="UTKFace prepared as face shards (speech2face prepare faces:.../utkface)")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / ETHNICITY_WEIGHTS))
+    parser.add_argument("--out", default=str(shipped(ETHNICITY_WEIGHTS)))
     args = parser.parse_args(argv)
     print(json.dumps(train_ethnicity(Path(args.shards), Path(args.out)), indent=1))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ethnicity import softmax  # noqa: F401 (calibration's softmax is the classifier's)
+
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict]:
     """Equal-width bins of the stated confidence (N,) in [0, 1] → for each non-empty bin
@@ -26,12 +28,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     table = reliability(confidence, correct, bins)
     n = sum(b["count"] for b in table)
     return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table)) if n else float("nan")
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, float)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:

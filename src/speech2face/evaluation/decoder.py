@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..data import ShardDataset
 from ..data.splits import tuning_split_of
-from ..pipeline import load_decoder
+from ..engines.pytorch import load_decoder
 from .metrics import pearson, retrieval_recall
 from .protocol import canonical_shares, descriptor_matrices, portrait_measures
 from ..files import default_score_cache

@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..face_reading import decade  # noqa: F401 (the paper's age bands)
+
 SHARPNESS_SIZE = 224  # px, the image is resized to this before the Laplacian
 SHARPNESS_CENTER = 134  # px, side of the central region the variance is taken over
 
@@ -126,12 +128,6 @@ def sharpness(image: np.ndarray) -> float:
     lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]  # (222, 222), pixel (1,1) first
     start = (SHARPNESS_SIZE - SHARPNESS_CENTER) // 2 - 1  # index of pixel 45 in lap's frame
     return float(lap[start : start + SHARPNESS_CENTER, start : start + SHARPNESS_CENTER].var())
-
-
-def decade(age: float) -> str:
-    """Age band label as in the paper's age confusion: 0-9, 10-19, ..., 70+."""
-    band = min(int(age) // 10, 7)
-    return "70+" if band == 7 else f"{band * 10}-{band * 10 + 9}"
 
 
 DECADES = [decade(a) for a in range(0, 80, 10)]

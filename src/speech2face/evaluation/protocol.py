@@ -200,7 +200,8 @@ def render_with_model(rows: list[dict], data: Path, out: Path, model: str, decod
     from ..errors import FaceError
     from ..pipeline import load_model
 
-    s2f = load_model(None if model == "shipped" else model, decoder_weights, "cpu", attributes_weights, steer=steer,
+    s2f = load_model(voice_weights=None if model == "shipped" else model, decoder_weights=decoder_weights, device="cpu",
+                     attributes_weights=attributes_weights, steer=steer,
                      bfloat16=bfloat16)
     recon_dir, upper_dir = out / "reconstructions", out / "decoder_on_true_face"
     recon_dir.mkdir(parents=True, exist_ok=True)

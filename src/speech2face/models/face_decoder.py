@@ -24,7 +24,7 @@ from torch import nn
 from ..sizes import BACKGROUND_RGB, DESCRIPTOR_DIM, FACE_SIZE
 from . import portrait_frame
 from .looks import Looks
-from .warp import tps_warp
+from .warp import tps_system, warp_controls, warp_with
 
 N_LANDMARKS = 68
 
@@ -138,21 +138,37 @@ class FaceDecoder(nn.Module):
         rows = nn.functional.avg_pool2d(self.texture_head.weight.T.reshape(d, c, s, s), pool).reshape(d, -1)
         return torch.cat([lm, x @ rows], dim=1)
 
-    def base(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The linear decoder (and the look chosen, or the given ``look`` (B,) indices): desc (B, D)
-        → image (B, 3, S, S), texture (B, C, S, S), landmarks (B, 68, 2); with ``alpha`` also the
-        silhouette (B, 1, S, S) the image was composited with; with looks, ``look`` (B,)."""
+    def shape_free(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Everything before the warp: desc (B, D) → x (B, D) centred, landmarks (B, 68, 2),
+        texture (B, C, S, S) (the look drawn on it, with looks: ``look`` (B,) chosen or given),
+        ``controls`` (B, K, 2) and the TPS ``system`` (B, K + 3, K + 3), ``rhs`` (B, K + 3, 2) whose
+        solution ``composite`` samples the texture through. The solve sits between the two halves
+        because ONNX has none: exported decoders are these two halves as two graphs."""
         x = self.centred(desc)
         s = self.config.size
         landmarks = self.landmarks_head(x).view(-1, N_LANDMARKS, 2)
         texture = self.texture_head(x).view(-1, self.config.channels, s, s)
-        out = {}
+        state = {"x": x, "landmarks": landmarks}
         if self.looks is not None:
-            out["look"] = self.looks.choose(x) if look is None else look
-            texture = self.looks(texture, x, out["look"])
-        mean = self.mean_landmarks.expand(x.shape[0], -1, -1)
-        warped = tps_warp(texture, mean, landmarks)
-        out.update(image=warped[:, :3], texture=texture, landmarks=landmarks)
+            state["look"] = self.looks.choose(x) if look is None else look
+            texture = self.looks(texture, x, state["look"])
+        src, controls = warp_controls(self.mean_landmarks.expand(x.shape[0], -1, -1), landmarks, s, s)
+        state["system"], state["rhs"] = tps_system(controls, src)  # the backward map: output → texture
+        state.update(texture=texture, controls=controls)
+        return state
+
+    def base(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The linear decoder (and the look chosen, or the given ``look`` (B,) indices): desc (B, D)
+        → image (B, 3, S, S), texture (B, C, S, S), landmarks (B, 68, 2); with ``alpha`` also the
+        silhouette (B, 1, S, S) the image was composited with; with looks, ``look`` (B,)."""
+        state = self.shape_free(desc, look)
+        return self.composite(state, torch.linalg.solve(state["system"], state["rhs"]))
+
+    def composite(self, state: dict[str, torch.Tensor], coef: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``shape_free``'s state and the solved TPS coefficients (B, K + 3, 2) → ``base``'s output."""
+        warped = warp_with(state["texture"], state["controls"], coef)
+        out = {k: state[k] for k in ("texture", "landmarks", "look") if k in state}
+        out["image"] = warped[:, :3]
         if self.config.alpha:
             out["alpha"] = self.silhouette(warped[:, 3:])
             background = torch.tensor(self.config.background, dtype=warped.dtype, device=warped.device) / 255
@@ -166,7 +182,12 @@ class FaceDecoder(nn.Module):
 
     def forward(self, desc: torch.Tensor, look: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """desc (B, D) → image (B, 3, S, S) in [0, 1], base (before refining), texture, landmarks (B, 68, 2)."""
-        out = self.base(desc, look)
+        state = self.shape_free(desc, look)
+        return self.finish(state, torch.linalg.solve(state["system"], state["rhs"]))
+
+    def finish(self, state: dict[str, torch.Tensor], coef: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``shape_free``'s state and the solved TPS coefficients → ``forward``'s output."""
+        out = self.composite(state, coef)
         out["base"] = out["image"]
         if self.refiner is not None:
             out["image"] = self.refine(out["base"].clamp(0, 1))
@@ -175,7 +196,7 @@ class FaceDecoder(nn.Module):
                 out["image"] = out["base"] + where * (out["image"] - out["base"])
         if self.config.frame_scale < 1 and self.config.alpha:
             out["image"], out["landmarks"] = self.frame(out["image"], out["alpha"], out["texture"], out["landmarks"],
-                                                        self.centred(desc), out.get("look"))
+                                                        state["x"], out.get("look"))
         out["image"] = out["image"].clamp(0, 1)
         return out
 
@@ -211,7 +232,7 @@ class FaceDecoder(nn.Module):
     def refine(self, image: torch.Tensor, chunk: int = 8) -> torch.Tensor:
         """The refiner on (B, 3, S, S). For inference it runs on chunks of 8 images in channels-last
         layout: on CPU that is 2.6× faster per face than one NCHW batch of 32 (same output)."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.jit.is_tracing():  # an exported graph keeps its batch free
             return self.refiner(image)
         return torch.cat([self.refiner(part.contiguous(memory_format=torch.channels_last)).contiguous()
                           for part in image.split(chunk)])

@@ -31,8 +31,9 @@ def shrink(image: torch.Tensor, scale: float, anchor: float) -> torch.Tensor:
     """(B, C, S, S) → (B, C, S, S): the picture scaled by ``scale`` about (S/2, anchor), zero outside."""
     b, _, s, _ = image.shape
     ty = (2 * anchor / s - 1) * (1 - 1 / scale)  # the anchor stays where it is
-    theta = torch.tensor([[1 / scale, 0, 0], [0, 1 / scale, ty]], dtype=image.dtype, device=image.device)
-    grid = F.affine_grid(theta.expand(b, 2, 3), list(image.shape), align_corners=False)
+    centres = (2 * torch.arange(s, dtype=image.dtype, device=image.device) + 1) / s - 1  # grid_sample's units
+    ys, xs = torch.meshgrid(centres / scale + ty, centres / scale, indexing="ij")  # affine_grid's, written out
+    grid = torch.stack([xs, ys], -1).expand(b, s, s, 2)  # (B, S, S, 2): exports to ONNX as a constant
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -36,16 +36,22 @@ def to_normalized(points: torch.Tensor, height: int, width: int) -> torch.Tensor
     return (2 * points + 1) / size - 1
 
 
-def tps_fit(ctrl: torch.Tensor, values: torch.Tensor, reg: float = 1e-6) -> torch.Tensor:
-    """Coefficients of the TPS with f(ctrl_i) = values_i: ctrl (B, N, 2), values (B, N, 2) → (B, N + 3, 2)."""
+def tps_system(ctrl: torch.Tensor, values: torch.Tensor, reg: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear system whose solution is the TPS with f(ctrl_i) = values_i: ctrl (B, N, 2),
+    values (B, N, 2) → matrix (B, N + 3, N + 3), right-hand side (B, N + 3, 2). Kept apart from the
+    solve because ONNX has no linear solver: exported decoders solve it between two graphs."""
     b, n, _ = ctrl.shape
     k = _radial(torch.cdist(ctrl, ctrl).pow(2)) + reg * torch.eye(n, device=ctrl.device)  # (B, N, N)
-    p = torch.cat([torch.ones(b, n, 1, device=ctrl.device, dtype=ctrl.dtype), ctrl], dim=2)  # (B, N, 3)
+    p = torch.cat([torch.ones_like(ctrl[..., :1]), ctrl], dim=2)  # (B, N, 3)
     top = torch.cat([k, p], dim=2)  # (B, N, N + 3)
-    bottom = torch.cat([p.transpose(1, 2), torch.zeros(b, 3, 3, device=ctrl.device, dtype=ctrl.dtype)], dim=2)
-    system = torch.cat([top, bottom], dim=1)  # (B, N + 3, N + 3)
-    rhs = torch.cat([values, torch.zeros(b, 3, 2, device=ctrl.device, dtype=ctrl.dtype)], dim=1)  # (B, N + 3, 2)
-    return torch.linalg.solve(system, rhs)
+    bottom = torch.cat([p.transpose(1, 2), torch.zeros_like(p[:, :3]).expand(-1, -1, 3)], dim=2)  # (B, 3, N + 3)
+    rhs = torch.cat([values, torch.zeros_like(values[:, :3])], dim=1)  # (B, N + 3, 2)
+    return torch.cat([top, bottom], dim=1), rhs
+
+
+def tps_fit(ctrl: torch.Tensor, values: torch.Tensor, reg: float = 1e-6) -> torch.Tensor:
+    """Coefficients of the TPS with f(ctrl_i) = values_i: ctrl (B, N, 2), values (B, N, 2) → (B, N + 3, 2)."""
+    return torch.linalg.solve(*tps_system(ctrl, values, reg))
 
 
 def tps_apply(ctrl: torch.Tensor, coef: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
@@ -56,19 +62,22 @@ def tps_apply(ctrl: torch.Tensor, coef: torch.Tensor, query: torch.Tensor) -> to
     return u @ coef[:, :n] + p @ coef[:, n:]
 
 
-def tps_warp(texture: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, pin_border: bool = True,
-             grid_size: int | None = 32) -> torch.Tensor:
-    """texture (B, C, H, W); src, dst (B, N, 2) pixels → (B, C, H, W) with src content moved to dst.
-
-    The TPS is evaluated on a ``grid_size``² lattice and bilinearly upsampled to every pixel (a
-    smooth map loses nothing; it is ~50× cheaper at 224²); ``grid_size=None`` evaluates it exactly.
-    """
-    b, _, h, w = texture.shape
-    src_n, dst_n = to_normalized(src, h, w), to_normalized(dst, h, w)
+def warp_controls(src: torch.Tensor, dst: torch.Tensor, height: int, width: int,
+                  pin_border: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """src, dst (B, N, 2) pixels → both in grid_sample units, with the border pins appended: (B, N + K, 2)."""
+    src_n, dst_n = to_normalized(src, height, width), to_normalized(dst, height, width)
     if pin_border:
-        pins = to_normalized(border_points(h, w, device=texture.device), h, w).expand(b, -1, -1)
-        src_n, dst_n = torch.cat([src_n, pins], 1), torch.cat([dst_n, pins], 1)
-    coef = tps_fit(dst_n, src_n)  # backward map: output position → texture position
+        pins = to_normalized(border_points(height, width, device=src.device), height, width).expand(src.shape[0], -1, -1)
+        src_n, dst_n = torch.cat([src_n, pins.to(src_n.dtype)], 1), torch.cat([dst_n, pins.to(dst_n.dtype)], 1)
+    return src_n, dst_n
+
+
+def warp_with(texture: torch.Tensor, dst_n: torch.Tensor, coef: torch.Tensor, grid_size: int | None = 32) -> torch.Tensor:
+    """texture (B, C, H, W) sampled through the fitted backward TPS (controls dst_n (B, N, 2),
+    coefficients (B, N + 3, 2)) → (B, C, H, W). The TPS is evaluated on a ``grid_size``² lattice
+    and bilinearly upsampled to every pixel (a smooth map loses nothing; ~50× cheaper at 224²);
+    ``grid_size=None`` evaluates it exactly."""
+    b, _, h, w = texture.shape
     gh, gw = (h, w) if grid_size is None else (min(grid_size, h), min(grid_size, w))
     ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, gh, device=texture.device),
                             torch.linspace(-1 + 1 / w, 1 - 1 / w, gw, device=texture.device), indexing="ij")
@@ -77,3 +86,11 @@ def tps_warp(texture: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, pin_bo
     if (gh, gw) != (h, w):  # corner-aligned lattice → every pixel centre
         grid = F.interpolate(grid.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
     return F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def tps_warp(texture: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, pin_border: bool = True,
+             grid_size: int | None = 32) -> torch.Tensor:
+    """texture (B, C, H, W); src, dst (B, N, 2) pixels → (B, C, H, W) with src content moved to dst
+    (a backward map dst → src is fitted and sampled, see ``warp_with``)."""
+    src_n, dst_n = warp_controls(src, dst, texture.shape[2], texture.shape[3], pin_border)
+    return warp_with(texture, dst_n, tps_fit(dst_n, src_n), grid_size)

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from ..errors import InputError
+from ..face_reading import read_drawing
 from ..limits import (CLIP_SECONDS, MAX_CLIP_SECONDS, MAX_MATCH_PHOTOS, MAX_VARIATIONS, MIN_CLIP_SECONDS,
                       SERVE_TIMEOUT_SECONDS as TIMEOUT_SECONDS)
 from ..runtime import available_cpus
@@ -204,7 +205,7 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
         read = [k for k in good if jobs[k].read_face]
         with ThreadPoolExecutor(max(1, min(len(good), model.workers))) as pool:
             pngs = dict(zip(good, pool.map(lambda k: [_png(v) for v in results[k].variations], good)))
-            faces = dict(zip(read, pool.map(lambda k: model.renderer.read_drawing(results[k].image), read)))
+            faces = dict(zip(read, pool.map(lambda k: read_drawing(results[k].image, model.renderer.face_box), read)))
         return [r if isinstance(r, InputError) else (r, pngs[k], faces.get(k)) for k, r in enumerate(results)]
 
     def error(exc: InputError) -> JSONResponse:
@@ -380,7 +381,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SE
     load = None
     if bfloat16:
         from ..pipeline import load_model
-        from ..speaker import cpu_has_bfloat16
+        from ..models.speaker_encoder import cpu_has_bfloat16
 
         if not cpu_has_bfloat16():
             print("warning: --bf16 on a CPU without bfloat16 units (AMX, AVX512-BF16): it will be slower, "

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parser.parse_args(argv)
     table = load_run_file(args.table)
     idx = np.flatnonzero(table["split"] == args.split)
-    model = load_model(args.voice_weights, device="cpu", attributes_weights=args.attributes_weights)
+    model = load_model(voice_weights=args.voice_weights, device="cpu", attributes_weights=args.attributes_weights)
     attributes = model.attributes
     scorer = ImageScorer(default_score_cache())
     for exaggeration, steer in SETTINGS:

@@ -47,7 +47,7 @@ EXAGGERATIONS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
     """Every sample with audio: input features, target descriptor, speaker, split."""
     from .. import audio
-    from ..speaker import speaker_encoder
+    from ..models.speaker_encoder import speaker_encoder
 
     fields_needed = ["desc", "audio"] if kind == "spk" else ["desc", "spec"]
     feats, descs, speakers, genders = [], [], [], []
@@ -89,7 +89,7 @@ def loss_functions(cfg: VoiceTrainConfig, device: str):
     """f_dec from the face decoder (identity if none is available) and the distillation classifier."""
     f_dec = None
     try:
-        from ..pipeline import load_decoder
+        from ..engines.pytorch import load_decoder
 
         decoder = load_decoder(cfg.decoder_weights, "cpu").decoder.to(device)
         for p in decoder.parameters():
@@ -233,7 +233,7 @@ def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, trai
                     device: str) -> DrawnObjective:
     """The 'drawn' objective (through decoder and dlib); a linear head starts from ridge regression
     (a resumed run then loads its checkpoint over it)."""
-    from ..pipeline import load_decoder
+    from ..engines.pytorch import load_decoder
 
     config = DrawnObjectiveConfig.from_dict(cfg.drawn)
     head = model.net.mlp if hasattr(model.net, "mlp") else None
@@ -261,10 +261,11 @@ def finish(cfg, model, best, data, kind, splits, device, export, val_recall) -> 
         config = {"model": "VoiceEncoder", "encoder": model.config.to_dict(), "exaggeration": factor,
                   "training": {**result, "config": asdict(cfg)},
                   "reproduce": cfg.command or f"speech2face train {' '.join(cfg.shards)} --config {cfg.out}/config.json"}
-        from ..pipeline import DECODER_WEIGHTS, asset_path
+        from ..pipeline import DECODER_WEIGHTS
+        from ..weights import shipped
         from ..weights import sha256_of
 
-        decoder = Path(cfg.decoder_weights) if cfg.decoder_weights else asset_path(DECODER_WEIGHTS)
+        decoder = Path(cfg.decoder_weights) if cfg.decoder_weights else shipped(DECODER_WEIGHTS)
         config["decoder_sha256"] = sha256_of(decoder) if decoder.is_file() else None  # the decoder it was trained through
         tensors = {**{f"encoder.{k}": v for k, v in model.state_dict().items()}, "center": center}
         result["sha256"] = save_weights(export, tensors, config)

@@ -51,7 +51,7 @@ def collect_pairs(shards: list[str], data: Path, cache: Path) -> dict:
     from ..data.splits import tuning_split_of
     from ..evaluation.scoring import ImageScorer
     from ..files import default_score_cache
-    from ..speaker import speaker_encoder
+    from ..models.speaker_encoder import speaker_encoder
 
     scorer = ImageScorer(default_score_cache())
     rows: dict[str, list] = {k: [] for k in ("stem", "speaker", "split", "ge2e", "desc", "gender", "age", "ethnicity")}
@@ -215,7 +215,7 @@ def head_predictions(voice_weights: Optional[str], ge2e: np.ndarray) -> np.ndarr
     """The drawn (exaggerated) descriptors a voice head predicts for GE2E embeddings (N, 256)."""
     from ..pipeline import load_model
 
-    model = load_model(voice_weights, device="cpu")
+    model = load_model(voice_weights=voice_weights, device="cpu")
     with torch.no_grad():
         raw = model.encoder(torch.from_numpy(ge2e).float())
     return model.exaggerate(raw).astype(np.float64)

@@ -1,0 +1,36 @@
+"""ONNX Runtime sessions as inference here wants them: verified files, one intra-op thread that
+sleeps instead of spinning (parallelism comes from running sessions side by side, see
+``speech2face.runtime``), and no telemetry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import WeightsError
+from ..weights import sha256_of
+
+
+def session(path: Path, expected_sha256: str | None = None):
+    """An ``onnxruntime.InferenceSession`` of a verified graph (digest: given, or the ``.sha256`` sidecar)."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read when the library loads
+    import onnxruntime as ort
+
+    ort.disable_telemetry_events()
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"ONNX graph not found: {path} (write it with `speech2face export onnx`)")
+    if expected_sha256 is None:
+        sidecar = Path(f"{path}.sha256")
+        if not sidecar.is_file():
+            raise WeightsError(f"no checksum for {path} (expected {sidecar})")
+        expected_sha256 = sidecar.read_text().split()[0]
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
