@@ -172,7 +172,7 @@ def _writes_rgb(suffix: str) -> bool:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from .data.sources import IMAGE_SUFFIXES
+    from .files import IMAGE_SUFFIXES
     from .files import check_writable, output_paths
     from .engines.pytorch import load_decoder
 
@@ -220,7 +220,7 @@ def _print_json(src: Path, written: list[Path], info: dict) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from .data.sources import AUDIO_SUFFIXES
+    from .files import AUDIO_SUFFIXES
     from .files import check_writable, output_paths
     from .pipeline import load_model
     from .voice_attributes import describe
@@ -273,7 +273,7 @@ def _write_sheet(path: Path, done: list[tuple[str, object]]) -> bool:
 
 
 def _match(args: argparse.Namespace) -> int:
-    from .data.sources import IMAGE_SUFFIXES
+    from .files import IMAGE_SUFFIXES
     from .files import expand_inputs
     from .pipeline import load_model, rank_faces
 
@@ -288,6 +288,25 @@ def _match(args: argparse.Namespace) -> int:
             print(f"   –  no face   {r['name']}: {r['error']}")
             continue
         print(f"{r['rank']:>4}  {r['score']:+.3f}  {r['name']}" + (f"  ({r['note']})" if r.get("note") else ""))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .extras import require
+
+    require("torch", "speech2face export")
+    require("onnx", "speech2face export")
+    from .export.writer import export_onnx
+
+    manifest = export_onnx(Path(args.out) if args.out else None)
+    print(json.dumps({name: g["sha256"][:12] for name, g in manifest["graphs"].items()}, indent=1))
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from .serve.site import write_site
+
+    print(json.dumps(write_site(Path(args.out)), indent=1))
     return 0
 
 
@@ -435,6 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run GE2E's LSTM in bfloat16: up to 1.5x the requests/s on CPUs with AMX or AVX512-BF16, slower on "
                         "others; voice embeddings within cosine 0.998 of the float32 ones (README: Benchmarks)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export", formatter_class=_HelpWithDefaults,
+                       help="write the ONNX graphs the runtime and the page run, from the shipped weights "
+                            "(needs speech2face[train])")
+    p.add_argument("format", choices=["onnx"], help="what to write")
+    p.add_argument("--out", help="folder (default: the package's own assets/onnx, which the runtime loads)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("site", formatter_class=_HelpWithDefaults,
+                       help="write the web page as a static folder that draws faces on the visitor's device")
+    p.add_argument("out", help="folder to write (index.html, static/, models/)")
+    p.set_defaults(func=_site)
 
     from .training.voice_config import add_arguments
 

@@ -9,6 +9,9 @@ from typing import Iterable, Sequence
 
 from .errors import InputError
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
 
 def expand_inputs(patterns: Iterable[str], suffixes: Sequence[str]) -> list[Path]:
     """Files named directly, files with one of ``suffixes`` inside folders, and glob matches; in order, once each."""

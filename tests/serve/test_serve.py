@@ -531,6 +531,7 @@ def test_page_upload_shows_a_face(server, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(base)
+        page.check("input[name=where][value=server]")  # these check the server path; test_page_on_device the other
         assert "must never be used to identify" in page.inner_text(".notice")
         page.set_input_files("#file", str(clip))
         page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
@@ -545,7 +546,7 @@ def test_page_upload_shows_a_face(server, tmp_path):
         page.select_option("#variations", "1")
         page.set_input_files("#file", [])
         page.set_input_files("#file", str(clip))
-        page.wait_for_function("document.getElementById('status').textContent === 'Done.' && "
+        page.wait_for_function("document.getElementById('status').textContent === 'Done (on the server).' && "
                                "document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
         assert page.evaluate("document.querySelectorAll('#more img').length") == 0 and not page.is_visible("#more-label")
         shown = _pixels(page.locator("#face").screenshot())[..., :3]  # what the page shows where the face is
@@ -567,6 +568,7 @@ def test_page_says_when_there_is_no_speech(server, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(base)
+        page.check("input[name=where][value=server]")  # these check the server path; test_page_on_device the other
         page.set_input_files("#file", str(tmp_path / "tone.wav"))
         page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
         assert page.inner_text("#status").startswith("no speech found")
@@ -588,6 +590,7 @@ def test_page_clears_the_previous_face_when_the_next_upload_fails(server, tmp_pa
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(base)
+        page.check("input[name=where][value=server]")  # these check the server path; test_page_on_device the other
         page.set_input_files("#file", str(clip))
         page.wait_for_function("document.getElementById('face').src.startsWith('data:image/png')", timeout=60_000)
         assert page.is_visible("#face") and "face, age around" in page.inner_text("#attributes")
@@ -616,6 +619,7 @@ def test_page_records_from_a_fake_microphone(server, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=args)
         page = browser.new_page()
         page.goto(base)
+        page.check("input[name=where][value=server]")  # these check the server path; test_page_on_device the other
         page.click("#record")
         page.wait_for_timeout(4000)
         page.click("#stop")

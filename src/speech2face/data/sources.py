@@ -25,8 +25,7 @@ from .. import audio
 from ..errors import InputError
 from ..faces import load_image
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from ..files import AUDIO_SUFFIXES, IMAGE_SUFFIXES  # noqa: E402,F401 (the sources' names for them)
 FRAMES_PER_SEGMENT = 3  # video frames tried, in turn, for a face
 
 

@@ -99,8 +99,9 @@ class AttributesGraph(nn.Module):
             d = self.steer_group(d, group, cfg.group_margin)
             logit = d @ self.face_gender_weight + self.face_gender_bias
             target = sign * cfg.gender_margin
-            short = torch.where(male, logit < target, logit > target)
-            step = torch.where(short, target - logit, torch.zeros_like(logit)) / (self.face_gender_weight @ self.face_gender_weight)
+            # short of the target on the voice's side (as floats: onnxruntime-web has no Where on booleans)
+            short = torch.where(male, (logit < target).float(), (logit > target).float())
+            step = short * (target - logit) / (self.face_gender_weight @ self.face_gender_weight)
             d = d + step[:, None] * self.face_gender_weight
         return d
 
