@@ -48,7 +48,8 @@ def n_frames(seconds: float = CLIP_SECONDS) -> int:
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
 # Containers libsndfile decodes itself; everything else goes through FFmpeg (PyAV).
-_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus"}
+_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
+FORMATS_EXTRA = "speech2face[formats]"  # PyAV (FFmpeg, ~100 MB) for the containers libsndfile does not read
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -201,7 +202,10 @@ PYAV_PLANE_LIMIT = 8  # channels from which PyAV's planar frame access crashes (
 
 def _read_pyav(data: Union[str, bytes], max_seconds: float) -> tuple[np.ndarray, int, Optional[float]]:
     """(mono wave up to max_seconds, rate, the container's length in s or None)."""
-    import av
+    try:
+        import av
+    except ImportError:  # FFmpeg is the formats extra's: the runtime reads WAV, FLAC, Ogg, Opus and MP3 itself
+        raise RuntimeError(f"m4a, aac, webm and mp4 need FFmpeg: pip install '{FORMATS_EXTRA}'") from None
 
     chunks, total = [], 0
     with _readable(data) as file, av.open(file, mode="r") as container:
