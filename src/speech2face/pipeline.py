@@ -177,6 +177,8 @@ class Speech2Face:
         """Several inputs at once (batched): a Reconstruction for each, or the InputError that stopped it."""
         variations = check_variations(variations)
         max_seconds = audio.check_max_seconds(max_seconds)
+        if hasattr(self.renderer.drawer, "warm_up"):  # the decoder's sessions are made while the audio is decoded
+            self.renderer.drawer.warm_up()
         with ThreadPoolExecutor(max_workers=max(1, min(len(sources), self.workers))) as pool:
             prepared = list(pool.map(lambda s: _attempt(self.prepare, s, sample_rate, duration, max_seconds), sources))
         good = [p for p in prepared if isinstance(p, SpeechClips)]

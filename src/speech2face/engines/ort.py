@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -35,8 +36,15 @@ def _map(fn, items: list, workers: int) -> list:
         return list(pool.map(fn, items))
 
 
+UNPACKED = {"shape"}  # the texture map's product is memory-bound (batch ≤ 32 rows of 128): packing its
+# 100 MB weight for the CPU's kernels gains nothing (3.8 ms a face either way) and cost 0.1 s of each cold start
+WARM_UP_ORDER = ("shape", "draw", "ge2e", "voice")  # the slowest to make first (0.2 s: the texture map's int8 folded)
+
+
 class OnnxGraphs:
-    """The manifest and a session per graph, made on first use and verified against the manifest."""
+    """The manifest and a session per graph, verified against the manifest. ``warm_up`` makes them
+    on a background thread, so that a first reconstruction decodes and listens while the decoder
+    (0.2 s) is being made; a graph asked for before it is ready is waited for."""
 
     def __init__(self, folder: Optional[Path] = None) -> None:
         self.folder = Path(folder) if folder else shipped(ONNX_DIR)
@@ -44,16 +52,38 @@ class OnnxGraphs:
         if not path.is_file():
             raise WeightsError(f"no ONNX graphs in {self.folder} (write them with `speech2face export onnx`)")
         self.manifest = json.loads(path.read_text())
+        self._pending: dict[str, Future] = {}
+        self._lock = threading.Lock()
 
-    @functools.cached_property
-    def _sessions(self) -> dict:
-        return {}
+    def _make(self, name: str):
+        entry = self.manifest["graphs"][name]
+        return session(self.folder / entry["file"], entry["sha256"], prepack=name not in UNPACKED)
+
+    def _future(self, name: str, pool: Optional[ThreadPoolExecutor] = None) -> Future:
+        with self._lock:
+            if name not in self._pending:
+                if pool is None:
+                    done = Future()
+                    self._pending[name] = done
+                else:
+                    self._pending[name] = pool.submit(self._make, name)
+                    return self._pending[name]
+            else:
+                return self._pending[name]
+        try:
+            done.set_result(self._make(name))
+        except BaseException as exc:
+            done.set_exception(exc)
+        return done
+
+    def warm_up(self, names=WARM_UP_ORDER) -> None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="onnx-warm-up")
+        for name in names:
+            self._future(name, pool)
+        pool.shutdown(wait=False)
 
     def __getitem__(self, name: str):
-        if name not in self._sessions:
-            entry = self.manifest["graphs"][name]
-            self._sessions[name] = session(self.folder / entry["file"], entry["sha256"])
-        return self._sessions[name]
+        return self._future(name).result()
 
 
 class OnnxVoice:
@@ -84,6 +114,10 @@ class OnnxDrawer:
         self.graphs = graphs
         self.portrait = bool(graphs.manifest["portrait"])
         self.size = int(graphs.manifest["size"])
+
+    def warm_up(self) -> None:
+        """Start making the sessions in the background (the pipeline calls this as a reconstruction begins)."""
+        self.graphs.warm_up()
 
     def _draw(self, descriptors: np.ndarray) -> np.ndarray:
         x, landmarks, texture, look, controls, system, rhs = self.graphs["shape"].run(None, {"descriptors": descriptors})

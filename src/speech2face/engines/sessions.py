@@ -11,8 +11,10 @@ from ..errors import WeightsError
 from ..weights import sha256_of
 
 
-def session(path: Path, expected_sha256: str | None = None):
-    """An ``onnxruntime.InferenceSession`` of a verified graph (digest: given, or the ``.sha256`` sidecar)."""
+def session(path: Path, expected_sha256: str | None = None, prepack: bool = True):
+    """An ``onnxruntime.InferenceSession`` of a verified graph (digest: given, or the ``.sha256``
+    sidecar). ``prepack=False``: weights are not repacked for the CPU's matrix kernels when the
+    session is made (for a memory-bound product, where packing gains nothing and costs time)."""
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read when the library loads
     import onnxruntime as ort
 
@@ -32,5 +34,7 @@ def session(path: Path, expected_sha256: str | None = None):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
