@@ -21,6 +21,22 @@ def need_shared_data() -> Path:
     return SHARED_DATA
 
 
+def speech_clip(path, seconds: float = 6.0) -> np.ndarray:
+    """The clip the product cuts from an audio file (``clips.speech_clips``; the one with most speech)."""
+    from speech2face import audio
+    from speech2face.clips import speech_clips
+
+    wave, rate, _, _ = audio.decode_audio(path)
+    return speech_clips(wave, rate, seconds).most_speech()
+
+
+def embed(wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
+    """GE2E embedding (256,) of one 16 kHz wave (torch's speaker encoder)."""
+    from speech2face.models.speaker_encoder import speaker_encoder
+
+    return speaker_encoder().embed_many([wave], normalize_volume)[0]
+
+
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
@@ -74,7 +90,7 @@ def speech_wave(shared_data) -> np.ndarray:
     """A real 6 s speech clip, mono 16 kHz float32."""
     from speech2face import audio
 
-    wave, rate = audio.read_audio(next(iter(sorted((PAIRS / "audio").glob("*.opus")))))
+    wave, rate, _, _ = audio.decode_audio(next(iter(sorted((PAIRS / "audio").glob("*.opus")))))
     assert rate == audio.SAMPLE_RATE
     return wave
 

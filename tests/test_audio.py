@@ -11,6 +11,8 @@ from speech2face.errors import AudioError
 
 from media import PYAV_AUDIO, SOUNDFILE_AUDIO, write_audio
 
+from conftest import embed, speech_clip
+
 
 def tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
@@ -75,16 +77,16 @@ def test_fix_length_loops_short_and_crops_long():
     assert audio.fix_length(long, 10).tolist() == long.tolist()
 
 
-def test_load_clip_loops_to_six_and_three_seconds(tmp_path):
-    path = write_audio(tmp_path / "short.wav", tone(2.5, 16_000), 16_000)
-    assert audio.load_clip(path).shape == (96_000,)
-    assert audio.load_clip(path, seconds=3.0).shape == (48_000,)
+def test_a_short_recording_is_looped_to_six_and_three_seconds(tmp_path, speech_wave):
+    path = write_audio(tmp_path / "short.wav", speech_wave[:40_000], 16_000)  # 2.5 s of speech
+    assert speech_clip(path).shape == (96_000,)
+    assert speech_clip(path, seconds=3.0).shape == (48_000,)
 
 
 @pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
 def test_resampling_keeps_pitch_and_length(tmp_path, rate):
     path = write_audio(tmp_path / f"tone{rate}.wav", tone(2.0, rate, freq=440.0), rate)
-    wave, got_rate = audio.read_audio(path)
+    wave, got_rate, _, _ = audio.decode_audio(path)
     assert got_rate == rate
     out = audio.resample(wave, rate)
     assert abs(out.size - 32_000) <= 2
@@ -97,14 +99,14 @@ def test_resampling_keeps_pitch_and_length(tmp_path, rate):
 def test_stereo_is_mixed_to_mono(tmp_path):
     left = tone(1.5, 44_100, 300.0)
     stereo = np.stack([0.9 * left, -left], axis=1)  # opposite phase: the mean cancels, so the louder channel is kept
-    wave, _ = audio.read_audio(write_audio(tmp_path / "st.wav", stereo, 44_100))
+    wave, _, _, _ = audio.decode_audio(write_audio(tmp_path / "st.wav", stereo, 44_100))
     assert wave.ndim == 1
     np.testing.assert_allclose(wave, -left, atol=1e-3)
     half = np.stack([left, 0.5 * left], axis=1)  # in phase: the mean
-    wave, _ = audio.read_audio(write_audio(tmp_path / "st1.wav", half, 44_100))
+    wave, _, _, _ = audio.decode_audio(write_audio(tmp_path / "st1.wav", half, 44_100))
     np.testing.assert_allclose(wave, 0.75 * left, atol=1e-3)
     both = np.stack([left, left], axis=1)
-    wave, _ = audio.read_audio(write_audio(tmp_path / "st2.flac", both, 44_100))
+    wave, _, _, _ = audio.decode_audio(write_audio(tmp_path / "st2.flac", both, 44_100))
     np.testing.assert_allclose(wave, left, atol=1e-3)
 
 
@@ -116,7 +118,7 @@ def test_eight_or_more_channels_are_mixed_down_not_a_crash(tmp_path, suffix, cha
     rate = 48_000
     path = write_audio(tmp_path / f"many{suffix}", tone(1.5, rate, 300.0, channels), rate)
     for source in (path, path.read_bytes()):
-        wave, got = audio.read_audio(source)
+        wave, got, _, _ = audio.decode_audio(source)
         assert got == rate and wave.ndim == 1 and abs(wave.size / rate - 1.5) < 0.1
         assert 0.2 < np.abs(wave).max() < 0.4  # the same tone in every channel: the mean is the tone
 
@@ -126,18 +128,18 @@ def test_every_format_decodes_real_speech(tmp_path, speech_wave, suffix):
     rate = 48_000 if suffix in (".webm", ".opus") else 44_100
     source = audio.resample(speech_wave, audio.SAMPLE_RATE, rate)
     path = write_audio(tmp_path / f"speech{suffix}", source, rate)
-    clip = audio.load_clip(path)
+    clip = speech_clip(path)
     assert clip.shape == (96_000,) and clip.dtype == np.float32
     # lossy codecs add delay and noise; the speaker embedding must still match the original
-    ref = audio.speaker_embedding(audio.fix_length(speech_wave, 96_000))
-    assert float(ref @ audio.speaker_embedding(clip)) > 0.9
+    ref = embed(audio.fix_length(speech_wave, 96_000))
+    assert float(ref @ embed(clip)) > 0.9
 
 
 def test_bytes_and_file_objects_decode(tmp_path, speech_wave):
     path = write_audio(tmp_path / "a.flac", speech_wave, 16_000)
-    from_bytes, _ = audio.read_audio(path.read_bytes())
+    from_bytes, _, _, _ = audio.decode_audio(path.read_bytes())
     with open(path, "rb") as f:
-        from_file, _ = audio.read_audio(f)
+        from_file, _, _, _ = audio.decode_audio(f)
     np.testing.assert_array_equal(from_bytes, from_file)
 
 
@@ -145,13 +147,13 @@ def test_bytes_and_file_objects_decode(tmp_path, speech_wave):
 def test_empty_file(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty"):
-        audio.load_clip(tmp_path / "empty.wav")
+        speech_clip(tmp_path / "empty.wav")
 
 
 def test_text_file_named_wav(tmp_path):
     (tmp_path / "notes.wav").write_text("these are meeting notes, not audio\n" * 20)
     with pytest.raises(AudioError, match="not a readable audio file"):
-        audio.load_clip(tmp_path / "notes.wav")
+        speech_clip(tmp_path / "notes.wav")
 
 
 def test_truncated_flac(tmp_path, speech_wave):
@@ -159,32 +161,32 @@ def test_truncated_flac(tmp_path, speech_wave):
     data = path.read_bytes()
     (tmp_path / "cut.flac").write_bytes(data[:60])  # header cut before any audio frame
     with pytest.raises(AudioError, match="not a readable audio file|no audio samples|too short"):
-        audio.load_clip(tmp_path / "cut.flac")
+        speech_clip(tmp_path / "cut.flac")
     (tmp_path / "half.flac").write_bytes(data[: len(data) // 10])  # the first ~0.6 s survive
     with pytest.raises(AudioError, match="too short|not a readable audio file"):
-        audio.load_clip(tmp_path / "half.flac")
+        speech_clip(tmp_path / "half.flac")
 
 
 def test_too_short(tmp_path):
     path = write_audio(tmp_path / "blip.wav", tone(0.2, 16_000), 16_000)
     with pytest.raises(AudioError, match=r"too short: 0\.20 s"):
-        audio.load_clip(path)
+        speech_clip(path)
 
 
 def test_silence(tmp_path):
     path = write_audio(tmp_path / "quiet.wav", np.zeros(16_000 * 4, np.float32), 16_000)
     with pytest.raises(AudioError, match="silent"):
-        audio.load_clip(path)
+        speech_clip(path)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="no such file"):
-        audio.load_clip(tmp_path / "nope.wav")
+        speech_clip(tmp_path / "nope.wav")
 
 
 def test_long_input_is_read_up_to_the_limit(tmp_path):
     path = write_audio(tmp_path / "long.wav", tone(30.0, 16_000), 16_000)
-    wave, _ = audio.read_audio(path, max_seconds=5.0)
+    wave, _, _, _ = audio.decode_audio(path, max_seconds=5.0)
     assert wave.size == 5 * 16_000
 
 
@@ -230,7 +232,7 @@ def test_sample_rate_must_be_a_positive_integer(rate, speech_wave):
 # --- messages for people ----------------------------------------------------------------------------
 def test_unreadable_bytes_say_why_without_internals():
     with pytest.raises(AudioError) as caught:
-        audio.read_audio(b"\x00\x01garbage" * 400)
+        audio.decode_audio(b"\x00\x01garbage" * 400)
     message = str(caught.value)
     assert "not a readable audio file" in message
     assert "<_io" not in message and "Errno" not in message and "0x" not in message and "<none>" not in message
@@ -241,7 +243,7 @@ def test_truncated_file_message_names_the_path_as_given(tmp_path, speech_wave, m
     path.write_bytes(path.read_bytes()[:300])
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AudioError) as caught:
-        audio.load_clip("cut.m4a")
+        speech_clip("cut.m4a")
     message = str(caught.value)
     assert message.startswith("cut.m4a: ") and "Errno" not in message and "<none>" not in message
 
@@ -252,4 +254,4 @@ def test_video_without_an_audio_track(tmp_path, speech_wave):
     image = np.full((64, 64, 3), 128, np.uint8)
     path = write_video(tmp_path / "silent_film.mp4", image, speech_wave[:32_000], 16_000, with_audio=False)
     with pytest.raises(AudioError, match="silent_film.mp4: the file has no audio track"):
-        audio.read_audio(path)
+        audio.decode_audio(path)

@@ -25,7 +25,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def speech(shared_data) -> np.ndarray:
-    wave, rate = audio.read_audio(sorted((PAIRS / "audio").glob("*.opus"))[7])
+    wave, rate, _, _ = audio.decode_audio(sorted((PAIRS / "audio").glob("*.opus"))[7])
     return audio.resample(wave, rate)  # (96000,) 16 kHz
 
 
@@ -52,7 +52,7 @@ def test_stereo_in_antiphase_is_not_cancelled_to_silence(model, speech, tmp_path
 
     path = tmp_path / "antiphase.wav"
     sf.write(path, np.stack([speech, -speech], axis=1), 16000)
-    wave, _ = audio.read_audio(path)
+    wave, _, _, _ = audio.decode_audio(path)
     assert audio.loudest_frame_dbfs(wave) > -40  # one channel, not their cancelling mean
     from_file = model.reconstruct(path).descriptor
     from_array = model.reconstruct(np.stack([speech, -speech]), sample_rate=16000).descriptor  # (channels, N)

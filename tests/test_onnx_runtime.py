@@ -93,7 +93,7 @@ def test_the_vad_rule_is_silero_s(shared_data):
 
     model = load_silero_vad(sequence=True)
     for path in sorted((PAIRS / "audio").glob("*.opus"))[:12]:
-        wave, rate = audio.read_audio(path)
+        wave, rate, _, _ = audio.decode_audio(path)
         wave = audio.resample(wave, rate)
         probs = vad.speech_probabilities(wave)
         assert np.array_equal(probs, model.audio_forward(wave, sampling_rate=16_000))

@@ -10,7 +10,7 @@ from speech2face import audio
 from speech2face.models.speaker_encoder import speaker_encoder
 from speech2face.speaker import mel_filterbank
 
-from conftest import PAIRS
+from conftest import embed, PAIRS, speech_clip
 
 
 def test_mel_filterbank_matches_librosa():
@@ -20,7 +20,7 @@ def test_mel_filterbank_matches_librosa():
 
 
 def test_embedding_shape_and_norm(speech_wave):
-    e = audio.speaker_embedding(speech_wave)
+    e = embed(speech_wave)
     assert e.shape == (256,) and e.dtype == np.float32
     assert abs(np.linalg.norm(e) - 1) < 1e-5 and (e >= 0).all()  # ReLU then L2: non-negative, unit
 
@@ -34,13 +34,13 @@ def test_matches_resemblyzer(speech_wave):
     quiet = speech_wave * 0.01  # exercise the volume normalisation too
     reference = VoiceEncoder("cpu", verbose=False)
     for wave in (speech_wave, speech_wave[:40_000]):
-        ours = speaker_encoder().embed(wave, normalize_volume=False)
+        ours = embed(wave, normalize_volume=False)
         theirs = reference.embed_utterance(wave)
         assert float(ours @ theirs) > 0.9999
     from resemblyzer.audio import normalize_volume
 
     theirs = reference.embed_utterance(normalize_volume(quiet, -30, increase_only=True))
-    assert float(speaker_encoder().embed(quiet) @ theirs) > 0.9999
+    assert float(embed(quiet) @ theirs) > 0.9999
 
 
 def test_same_speaker_closer_than_different_speakers(pair_rows):
@@ -50,7 +50,7 @@ def test_same_speaker_closer_than_different_speakers(pair_rows):
     for r in vox:
         by_id.setdefault(r["identity"], []).append(r["stem"])
     people = [stems for stems in by_id.values() if len(stems) >= 2][:8]
-    emb = {s: audio.speaker_embedding(audio.load_clip(PAIRS / "audio" / f"{s}.opus")) for p in people for s in p[:2]}
+    emb = {s: embed(speech_clip(PAIRS / "audio" / f"{s}.opus")) for p in people for s in p[:2]}
     same = [float(emb[p[0]] @ emb[p[1]]) for p in people]
     different = [float(emb[a[0]] @ emb[b[0]]) for i, a in enumerate(people) for b in people[i + 1:]]
     assert np.mean(same) > np.mean(different) + 0.1
@@ -79,7 +79,7 @@ def test_bfloat16_lstm_stays_close_to_float32(pair_rows):
     0.998 of float32, and the float32 path is what it was (the same numbers with the flag off)."""
     from speech2face.models.speaker_encoder import cpu_has_bfloat16
 
-    waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:6]]
+    waves = [speech_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:6]]
     encoder = speaker_encoder()
     exact = encoder.embed_many(waves)
     np.testing.assert_array_equal(encoder.embed_many(waves, bfloat16=False), exact)
@@ -95,7 +95,7 @@ def test_bfloat16_falls_back_to_float32_where_onednn_has_no_bfloat16_lstm(pair_r
     import speech2face.models.speaker_encoder as speaker
 
     monkeypatch.setattr(speaker, "_BFLOAT16_BROKEN", [])
-    waves = [audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:2]]
+    waves = [speech_clip(PAIRS / "audio" / f"{r['stem']}.opus") for r in pair_rows[:2]]
     encoder = speaker.SpeakerEncoder()
     encoder.load_state_dict(speaker_encoder().state_dict())
     lstm = encoder.lstm

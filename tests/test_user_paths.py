@@ -51,7 +51,7 @@ def test_scipy_int16_array_draws_the_same_face_as_the_file(shared_data, model, t
     from media import write_audio
     from speech2face import audio
 
-    wave, rate = audio.read_audio(sorted((PAIRS / "audio").glob("*.opus"))[7])
+    wave, rate, _, _ = audio.decode_audio(sorted((PAIRS / "audio").glob("*.opus"))[7])
     path = write_audio(tmp_path / "clip.wav", wave, rate)  # 16-bit PCM
     rate, pcm = wavfile.read(path)
     assert pcm.dtype == np.int16
@@ -83,7 +83,7 @@ def test_a_minute_of_two_speakers_says_which_seconds_it_used(shared_data, model,
     from speech2face import audio
 
     first, second = clips_of("Hector_Elizondo", 6), clips_of("Tinsel_Korey", 4)
-    wave = np.concatenate([audio.read_audio(p)[0] for p in first + second])  # 60 s: 36 s of him, 24 s of her
+    wave = np.concatenate([audio.decode_audio(p)[0] for p in first + second])  # 60 s: 36 s of him, 24 s of her
     result = model.reconstruct(wave, sample_rate=16_000)
     assert result.input_seconds == pytest.approx(60.0, abs=0.1)
     assert result.notes and "more than one voice" in result.notes[0]
@@ -98,7 +98,7 @@ def test_a_long_recording_of_one_voice_averages_its_windows(shared_data, model):
     from speech2face import audio
 
     clips = clips_of("Hector_Elizondo", 3)
-    wave = np.concatenate([audio.read_audio(p)[0] for p in clips])
+    wave = np.concatenate([audio.decode_audio(p)[0] for p in clips])
     result = model.reconstruct(wave, sample_rate=16_000)
     assert result.spans == [(0.0, 6.0), (6.0, 12.0), (12.0, 18.0)] and result.notes == []
     singles = [model.reconstruct(p).descriptor for p in clips]

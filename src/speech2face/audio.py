@@ -53,21 +53,14 @@ FORMATS_EXTRA = "speech2face[formats]"  # PyAV (FFmpeg, ~100 MB) for the contain
 
 
 # --- decoding -----------------------------------------------------------------------------
-def read_audio(source: AudioSource, max_seconds: float = MAX_INPUT_SECONDS) -> tuple[np.ndarray, int]:
-    """Decode a file (path, bytes or binary file object) to mono float32 at its own rate.
-
-    Returns ``(wave, sample_rate)`` with ``wave`` of shape (N,). Raises AudioError with a
-    message a user can act on for empty, unreadable, truncated or non-audio input.
-    """
-    wave, rate, _, _ = decode_audio(source, max_seconds)
-    return wave, rate
-
-
 def decode_audio(source: AudioSource, max_seconds: Optional[float] = MAX_INPUT_SECONDS
                  ) -> tuple[np.ndarray, int, float, list[str]]:
-    """``read_audio`` plus the whole input's length in seconds (the samples decoded, or, where
-    decoding stopped at ``max_seconds``, the length the file's header gives: it may be far longer),
-    and notes on what was wrong but usable (a file cut short of the length its header gives)."""
+    """Decode a file (path, bytes or binary file object) to mono float32 at its own rate:
+    ``(wave (N,), sample_rate, seconds, notes)``. AudioError with a message a user can act on for
+    empty, unreadable, truncated or non-audio input. ``seconds``: the whole input's length (the
+    samples decoded, or, where decoding stopped at ``max_seconds``, the length the file's header
+    gives: it may be far longer); ``notes``: what was wrong but usable (a file cut short of the
+    length its header gives)."""
     max_seconds = check_max_seconds(max_seconds)
     data, name, size = _open_source(source)
     if size == 0:
@@ -394,25 +387,6 @@ def raise_quiet(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     return wave
 
 
-def load_clip(
-    source: AudioSource,
-    seconds: float = CLIP_SECONDS,
-    offset: Union[int, str] = "center",
-    max_seconds: float = MAX_INPUT_SECONDS,
-) -> np.ndarray:
-    """Any audio file → checked, mono, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
-    wave, rate = read_audio(source, max_seconds=max_seconds)
-    return clip_from_wave(wave, rate, seconds, offset)
-
-
-def clip_from_wave(wave: np.ndarray, rate: int, seconds: float = CLIP_SECONDS,
-                   offset: Union[int, str] = "center") -> np.ndarray:
-    """A decoded mono wave at ``rate`` → checked, 16 kHz, exactly ``seconds`` long: float32 (clip_samples,)."""
-    wave = resample(np.asarray(wave, dtype=np.float32), rate)
-    check_speech(wave)
-    return fix_length(raise_quiet(wave), clip_samples(seconds), offset)
-
-
 # --- the paper's spectrogram --------------------------------------------------------------
 if TYPE_CHECKING:  # the paper encoder's spectrogram is torch's (training extra); decoding is not
     import torch
@@ -435,10 +409,3 @@ def spectrogram(wave: Union[np.ndarray, "torch.Tensor"]) -> "torch.Tensor":
     spec = torch.fft.rfft(frames * window, n=N_FFT)  # (..., T, N_FREQ) complex
     parts = torch.stack((spec.real, spec.imag), dim=-3)  # (..., 2, T, N_FREQ)
     return torch.sign(parts) * parts.abs().pow(POWER_LAW)
-
-
-def speaker_embedding(wave: np.ndarray) -> np.ndarray:
-    """Pretrained GE2E speaker embedding (resemblyzer's weights) of a 16 kHz wave: (256,) float32."""
-    from .models.speaker_encoder import speaker_encoder
-
-    return speaker_encoder().embed(wave)

@@ -275,7 +275,8 @@ def _write_sheet(path: Path, done: list[tuple[str, object]]) -> bool:
 def _match(args: argparse.Namespace) -> int:
     from .files import IMAGE_SUFFIXES
     from .files import expand_inputs
-    from .pipeline import load_model, rank_faces
+    from .matching import rank_faces
+    from .pipeline import load_model
 
     photos = expand_inputs(args.faces, IMAGE_SUFFIXES)
     model = load_model(voice_weights=args.weights, device=args.device)

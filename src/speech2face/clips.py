@@ -1,5 +1,6 @@
 """From a decoded recording to the fixed-length clips the voice encoder reads, and a record of
-which seconds of the input they came from.
+which seconds of the input they came from. The one rule for cutting a clip: inference, the
+training shards and the evaluation's voice baselines all use it.
 
 The encoder was trained on 6 s segments of talking (shorter speech looped, as Oh et al. do).
 A recording of up to 6 s is used whole, as before. A longer one is cut into 6 s windows; the
@@ -31,6 +32,11 @@ class SpeechClips:
     speech_seconds: float  # VAD speech in the part analysed
     analysed_seconds: float = 0.0  # how much of the input was decoded and listened to (≤ input_seconds)
     notes: list[str] = field(default_factory=list)
+    clip_speech: list[float] = field(default_factory=list)  # s of VAD speech in each clip
+
+    def most_speech(self) -> np.ndarray:
+        """The clip with the most speech (the first of equals): a training sample's one clip."""
+        return self.clips[int(np.argmax(self.clip_speech))] if self.clip_speech else self.clips[0]
 
 
 def speech_clips(wave: np.ndarray, rate: int, seconds: float = audio.CLIP_SECONDS,
@@ -75,7 +81,7 @@ def _speech_clips(wave: np.ndarray, rate: int, seconds: float) -> SpeechClips:
     total = wave.size / audio.SAMPLE_RATE
     n = audio.clip_samples(seconds)
     if wave.size <= n:  # the whole recording, looped up to the clip length
-        return SpeechClips([audio.fix_length(wave, n)], [(0.0, total)], total, found, notes=notes)
+        return SpeechClips([audio.fix_length(wave, n)], [(0.0, total)], total, found, notes=notes, clip_speech=[found])
     count = int(total // seconds)
     first = (total - count * seconds) / 2  # windows tile the middle of the recording
     starts = [first + k * seconds for k in range(count)]
@@ -84,7 +90,8 @@ def _speech_clips(wave: np.ndarray, rate: int, seconds: float) -> SpeechClips:
     keep = keep or [int(np.argmax(speech))]
     clips = [wave[round(starts[k] * audio.SAMPLE_RATE):][:n] for k in keep]
     clips = [audio.fix_length(c, n) for c in clips]
-    return SpeechClips(clips, [(starts[k], starts[k] + seconds) for k in keep], total, found, notes=notes)
+    return SpeechClips(clips, [(starts[k], starts[k] + seconds) for k in keep], total, found, notes=notes,
+                       clip_speech=[speech[k] for k in keep])
 
 
 def describe_spans(spans: list[tuple[float, float]]) -> str:

@@ -160,6 +160,22 @@ class Speech2Face:
         return self.voice.descriptors(np.stack([v.embedding for v in voices]),
                                       [[p.clips[k] for k in v.keep] for p, v in zip(inputs, voices)])
 
+    def read_voices(self, inputs: list[SpeechClips]) -> tuple[list[Voice], np.ndarray, np.ndarray]:
+        """Each input's voice, the descriptor its face is drawn from (N, D), steered where asked,
+        and its GE2E embedding (N, 256): everything but the drawing."""
+        voices = self.listen(inputs)
+        descs = self.encode(inputs, voices)  # (N, D)
+        embeddings = np.stack([v.embedding for v in voices])  # (N, 256)
+        if self.steer:
+            descs = self.attributes.steer(descs, embeddings)
+        return voices, descs, embeddings
+
+    def voice_descriptor(self, source, *, sample_rate: Optional[int] = None,
+                         max_seconds: float = MAX_INPUT_SECONDS) -> np.ndarray:
+        """The face descriptor (D,) a voice's face would be drawn from, without drawing it."""
+        clips = self.prepare(source, sample_rate, audio.CLIP_SECONDS, audio.check_max_seconds(max_seconds))
+        return self.read_voices([clips])[1][0]
+
     def reconstruct(self, source: Union[str, Path, bytes, np.ndarray], *, sample_rate: Optional[int] = None,
                     duration: float = audio.CLIP_SECONDS, max_seconds: float = MAX_INPUT_SECONDS,
                     variations: int = 1) -> Reconstruction:
@@ -184,12 +200,8 @@ class Speech2Face:
         good = [p for p in prepared if isinstance(p, SpeechClips)]
         if not good:
             return prepared
-        voices = self.listen(good)
-        descs = self.encode(good, voices)  # (N, D)
-        embeddings = np.stack([v.embedding for v in voices])  # (N, 256)
+        voices, descs, embeddings = self.read_voices(good)
         told = self.attributes.read(embeddings) if self.attributes else [None] * len(good)
-        if self.steer:
-            descs = self.attributes.steer(descs, embeddings)
         if variations > 1 and self.attributes is not None:
             drawn = np.concatenate([self.attributes.variations(d, e, variations) for d, e in zip(descs, embeddings)])
         else:
@@ -239,6 +251,88 @@ class Speech2Face:
             raise
         clips.notes[:0] = notes
         return clips
+
+
+def _attempt(fn, *args):
+    """fn(*args), or the InputError it raised (so one bad input in a batch loses nothing else)."""
+    try:
+        return fn(*args)
+    except InputError as exc:
+        return exc
+
+
+SAME_VOICE_COSINE = 0.65  # GE2E cosine above which two windows are one voice: keeps 98 % of same-speaker
+# pairs of non-dev clips, 8 % of different-speaker pairs
+
+
+TWO_VOICES_COSINE = 0.65  # two groups of a clip's GE2E partials whose means are below this cosine are two
+# voices: of 400 non-dev 6 s clips 0.75 % are split; of 300 clips made of two non-dev speakers taking
+# turns every 3 s, 88 % (all 13 pairs of a woman and a man), every 2 s, 43 %
+
+
+def two_voices(partials: np.ndarray) -> Optional[np.ndarray]:
+    """A clip's partial embeddings (P, 256), 1.6 s each → None where they sound like one voice,
+    else the indices of the larger of two groups (2-means from the two least alike partials),
+    each group at least 2 partials and their means below TWO_VOICES_COSINE."""
+    sims = partials @ partials.T
+    i, j = np.unravel_index(int(np.argmin(sims)), sims.shape)
+    centers = partials[[i, j]]  # (2, 256)
+    for _ in range(5):
+        first = partials @ centers[0] >= partials @ centers[1]  # (P,) bool
+        if min(first.sum(), (~first).sum()) < 2:
+            return None
+        centers = np.stack([partials[first].mean(axis=0), partials[~first].mean(axis=0)])
+        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    if float(centers[0] @ centers[1]) >= TWO_VOICES_COSINE:
+        return None
+    main = first if first.sum() >= (~first).sum() else ~first
+    return np.flatnonzero(main)
+
+
+def one_voice(embeddings: np.ndarray) -> list[int]:
+    """Indices of the windows that sound like the main voice: the window most others agree with,
+    and every window within SAME_VOICE_COSINE of it. One window → [0]."""
+    sims = embeddings @ embeddings.T  # (W, W), unit vectors
+    agree = (sims >= SAME_VOICE_COSINE).sum(axis=1)
+    center = int(np.argmax(agree))
+    return [k for k in range(len(embeddings)) if sims[center, k] >= SAME_VOICE_COSINE]
+
+
+def load_model(*, voice_weights: Optional[Union[str, Path]] = None,
+               decoder_weights: Optional[Union[str, Path]] = None,
+               attributes_weights: Optional[Union[str, Path]] = None, device: Optional[str] = None,
+               steer: bool = True, bfloat16: bool = False, engine: str = "auto") -> Speech2Face:
+    """The voice encoder, face decoder and voice attributes (default: the weights shipped in the
+    package), verified. ``steer``: draw the voice's gender, group and age (see voice_attributes).
+
+    ``engine``: "onnx" runs the graphs exported from the shipped weights on ONNX Runtime (no
+    torch); "torch" runs safetensors weights on torch (the training extra), which weights of
+    one's own, a CUDA ``device`` and ``bfloat16`` (GE2E's LSTM in bfloat16, for servers with
+    bfloat16 units) need; "auto" picks onnx unless one of those asks for torch."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
+    own = voice_weights is not None or decoder_weights is not None
+    if engine == "auto":
+        engine = "torch" if own or bfloat16 or (device not in (None, "cpu")) else "onnx"
+    attributes_path = Path(attributes_weights) if attributes_weights else shipped(VOICE_ATTRIBUTES_WEIGHTS)
+    attributes = VoiceAttributes.load(attributes_path) if attributes_weights or attributes_path.is_file() else None
+    if engine == "onnx":
+        if own or bfloat16 or device not in (None, "cpu"):
+            raise InputError("the onnx engine runs the shipped weights on the CPU: weights of your own, a GPU "
+                             "device or bfloat16 need engine='torch'")
+        from .engines.ort import OnnxDrawer, OnnxVoice, shipped_graphs
+
+        graphs = shipped_graphs()
+        return Speech2Face(OnnxVoice(graphs), FaceRenderer(OnnxDrawer(graphs)), attributes=attributes, steer=steer,
+                           engine="onnx")
+    from .extras import require
+
+    require("torch", "the torch engine")
+    from .engines.pytorch import load_drawer, load_voice
+
+    voice = load_voice(voice_weights, device, bfloat16)
+    return Speech2Face(voice, FaceRenderer(load_drawer(decoder_weights, voice.device)), attributes=attributes,
+                       steer=steer, engine="torch")
 
 
 def _attempt(fn, *args):

@@ -23,7 +23,7 @@ from speech2face.data import (AVSpeech, FaceFolder, PairedFolder, ShardDataset, 
                               prepare)
 from speech2face.data.shards import list_shards
 
-from conftest import PAIRS, UTKFACE
+from conftest import embed, PAIRS, UTKFACE
 from media import write_audio, write_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_kill_and_resume(paired_folder, tmp_path):
 def test_avspeech_source_from_a_real_video(tmp_path, pair_rows, face_analyzer):
     """An MP4 built from a real face and real speech; a missing video; a range outside the video."""
     row = next(r for r in pair_rows if r["source"] == "voxceleb1")
-    speech, rate = audio.read_audio(PAIRS / "audio" / f"{row['stem']}.opus")
+    speech, rate, _, _ = audio.decode_audio(PAIRS / "audio" / f"{row['stem']}.opus")
     face = np.asarray(Image.open(PAIRS / "faces" / f"{row['stem']}.jpg").convert("RGB"))
     other = np.asarray(Image.open(sorted((PAIRS / "faces").glob("*.jpg"))[7]).convert("RGB"))
     frame = np.full((240, 480, 3), 128, np.uint8)
@@ -157,7 +157,7 @@ def test_avspeech_source_from_a_real_video(tmp_path, pair_rows, face_analyzer):
     # the right person was chosen and the right stretch of audio was cut
     true_desc = face_analyzer.descriptor(face)
     assert np.linalg.norm(sample["desc"] - true_desc) < 0.3
-    expected = audio.speaker_embedding(audio.fix_length(speech, 96_000))
+    expected = embed(audio.fix_length(speech, 96_000))
     assert float(sample["spk"] @ expected) > 0.95
     assert abs(sample["json"]["speech_seconds"] - 6.0) < 0.1
     assert sample["json"]["meta"]["face_x"] == 0.75
@@ -167,7 +167,7 @@ def test_voxceleb_layout(tmp_path, pair_rows):
     rows = [r for r in pair_rows if r["source"] == "voxceleb1"][:2]
     root = tmp_path / "vox"
     for i, r in enumerate(rows):
-        wave, rate = audio.read_audio(PAIRS / "audio" / f"{r['stem']}.opus")
+        wave, rate, _, _ = audio.decode_audio(PAIRS / "audio" / f"{r['stem']}.opus")
         write_audio(root / "wav" / r["vox1_id"] / f"video{i}" / "00001.wav", wave, rate)
         _link(PAIRS / "faces" / f"{r['stem']}.jpg", root / "faces" / r["vox1_id"] / f"video{i}" / "0001.jpg")
     write_audio(root / "wav" / "id99999" / "videoX" / "00001.wav", wave, rate)  # no face images for it

@@ -35,7 +35,7 @@ def clip_16k(tmp_path_factory, shared_data):
 
     from speech2face import audio
 
-    wave, rate = audio.read_audio(sorted((PAIRS / "audio").glob("*.opus"))[3])
+    wave, rate, _, _ = audio.decode_audio(sorted((PAIRS / "audio").glob("*.opus"))[3])
     path = tmp_path_factory.mktemp("clip") / "clip.wav"
     sf.write(path, audio.resample(wave, rate), 16_000, subtype="FLOAT")
     return path

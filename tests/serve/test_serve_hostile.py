@@ -191,7 +191,7 @@ def test_long_thin_photos_are_no_face_and_the_good_photos_are_still_ranked(serve
 def test_ranking_stops_once_its_deadline_has_passed(shared_data):
     """The work itself stops, not only the wait for it: before the next photo after the deadline."""
     import speech2face
-    from speech2face.pipeline import rank_faces
+    from speech2face.matching import rank_faces
 
     model = speech2face.load_model(device="cpu")
     photo = sorted((PAIRS / "faces").glob("*.jpg"))[0].read_bytes()

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from speech2face.models.losses import balanced_cross_entropy, ranking_loss
+
+from conftest import embed, speech_clip
 from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
 from speech2face.training.drawn_objective import DrawnObjective, DrawnObjectiveConfig, ridge_start
 
@@ -60,7 +62,7 @@ def _real_pairs(n: int) -> dict:
     with open(PAIRS / "pairs.csv", newline="") as f:
         rows = list(csv.DictReader(f))[::131][:n]
     analyzer = FaceAnalyzer()
-    spk = [speaker_encoder().embed(audio.load_clip(PAIRS / "audio" / f"{r['stem']}.opus")) for r in rows]
+    spk = [embed(speech_clip(PAIRS / "audio" / f"{r['stem']}.opus")) for r in rows]
     desc = [analyzer.descriptor(PAIRS / "faces" / f"{r['stem']}.jpg") for r in rows]
     return {"features": torch.tensor(np.stack(spk))[:, None], "desc": torch.tensor(np.stack(desc)),
             "speakers": [r["identity"] for r in rows]}

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .. import audio
+from ..clips import speech_clips
 from ..errors import InputError
 from ..sizes import FACE_SIZE
 from .sources import RawSample, SourceItem, load_item
@@ -93,14 +94,16 @@ def _jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def audio_files(wave: np.ndarray, seconds: float) -> dict[str, bytes]:
-    """Checked wave → the fixed-length clip, its spectrogram and speaker embedding, as files."""
-    audio.check_speech(wave)
-    clip = audio.fix_length(wave, audio.clip_samples(seconds))  # (clip_samples,)
+    """16 kHz wave → the clip inference would cut from it (``clips.speech_clips``: the window with
+    the most speech), its spectrogram and speaker embedding, as files. AudioError without speech."""
+    from ..models.speaker_encoder import speaker_encoder
+
+    clip = speech_clips(wave, audio.SAMPLE_RATE, seconds).most_speech()  # (clip_samples,)
     spec = audio.spectrogram(clip).numpy().astype(np.float16)  # (2, T, 257)
     return {
         "spec.npy": _npy(spec),
         "audio.flac": _flac(clip),
-        "spk.npy": _npy(audio.speaker_embedding(clip)),
+        "spk.npy": _npy(speaker_encoder().embed_many([clip])[0]),
     }
 
 

@@ -80,7 +80,7 @@ def load_item(item: SourceItem) -> RawSample:
         return RawSample(item, wave, frames, wave.size / audio.SAMPLE_RATE)
     wave = None
     if item.audio_path is not None:
-        wave, rate = audio.read_audio(item.audio_path)
+        wave, rate, _, _ = audio.decode_audio(item.audio_path)
         wave = audio.resample(wave, rate)
     images = [load_image(item.image_path)] if item.image_path is not None else []
     if wave is None and not images:

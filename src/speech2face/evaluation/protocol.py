@@ -166,16 +166,20 @@ def _voice_gender_out_of_fold(rows: list[dict], data: Path, genders: list[str], 
     from sklearn.model_selection import GroupKFold
 
     from .. import audio
+    from ..clips import speech_clips
+    from ..models.speaker_encoder import speaker_encoder
 
     embeddings = []
     for row in rows:
         path = find_audio(data, row["stem"])
         if path is None:
             return None
-        try:
-            embeddings.append(audio.speaker_embedding(audio.load_clip(path)))
+        try:  # the clips inference cuts (one for a clip of up to 6 s)
+            wave, rate, _, _ = audio.decode_audio(path)
+            mean = speaker_encoder().embed_many(speech_clips(wave, rate).clips).mean(axis=0)
         except InputError:
             return None
+        embeddings.append(mean / np.linalg.norm(mean))
     x, y = np.stack(embeddings), np.array([g == "m" for g in genders])
     groups = [r["identity"] for r in rows]
     pred = np.zeros(len(rows), bool)

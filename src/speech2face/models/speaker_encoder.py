@@ -61,11 +61,6 @@ class SpeakerEncoder(nn.Module):
         return torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
 
     @torch.no_grad()
-    def embed(self, wave: np.ndarray, normalize_volume: bool = True) -> np.ndarray:
-        """16 kHz mono wave (N,) → utterance embedding (256,) float32: mean of partials, renormalised."""
-        return self.embed_many([wave], normalize_volume)[0]
-
-    @torch.no_grad()
     def embed_many(self, waves: list[np.ndarray], normalize_volume: bool = True, workers: int = 1,
                    bfloat16: bool = False) -> np.ndarray:
         """Several waves → (N, 256) embeddings. The partials of all waves go through the LSTM

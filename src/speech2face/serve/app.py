@@ -286,7 +286,7 @@ def create_app(load: Optional[Callable] = None, max_upload_bytes: int = MAX_UPLO
     @app.post("/api/match")
     async def api_match(audio: UploadFile = File(...), faces: list[UploadFile] = File(...)):
         """Rank face photos (at most MAX_MATCH_PHOTOS) by how well they fit the voice (cosine of descriptors)."""
-        from ..pipeline import rank_faces
+        from ..matching import rank_faces
 
         if len(faces) > MAX_MATCH_PHOTOS:
             metrics.refusals.labels(reason="too many photos").inc()

@@ -56,9 +56,9 @@ def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
             continue
         if kind == "spk":  # several crops of the clip through the frozen GE2E: (V, 256)
             wave = sample["audio"]
-            views = [speaker_encoder().embed(audio.fix_length(wave, audio.clip_samples(s), o))
+            views = [audio.fix_length(wave, audio.clip_samples(s), o)
                      for s, o in zip(CROP_SECONDS, ("center", "start", "center", 10**9, "start", 10**9))]
-            feats.append(np.stack(views))
+            feats.append(speaker_encoder().embed_many(views))
         else:
             feats.append(sample["spec"])
         descs.append(sample["desc"])

@@ -65,7 +65,7 @@ def collect_pairs(shards: list[str], data: Path, cache: Path) -> dict:
             continue
         wave = audio.fix_length(sample["audio"], audio.clip_samples(audio.CLIP_SECONDS), "center")
         for key, value in (("stem", stem), ("speaker", meta["speaker"]), ("split", tuning_split_of(meta["speaker"])),
-                           ("ge2e", speaker_encoder().embed(wave)), ("desc", sample["desc"]),
+                           ("ge2e", speaker_encoder().embed_many([wave])[0]), ("desc", sample["desc"]),
                            ("gender", true.gender), ("age", true.age), ("ethnicity", ETHNICITIES.index(true.ethnicity))):
             rows[key].append(value)
     table = {k: (np.stack(v) if k in ("ge2e", "desc") else np.asarray(v)) for k, v in rows.items()}
