@@ -1,10 +1,12 @@
-"""HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16, on a quiet
-machine and then with two other busy processes on the cores.
+"""HTTP API throughput and latency on loopback: 6 s clips at concurrency 1, 4 and 16, the ONNX
+Runtime engine (the default) and the torch engine side by side, on a quiet machine and optionally
+with busy processes on the cores.
 
-    python bench/serve.py [--requests 24] [--seconds 60] [--busy 2] [--bf16]
+    python bench/serve.py [--requests 48] [--seconds 60] [--engines onnx torch] [--busy 0] [--bf16]
 
-Starts `speech2face serve` on a free loopback port, sends a bounded number of requests per level
-(stopping early at the time bound), prints requests/s, p50/p95 latency and errors, stops the server.
+Starts `speech2face serve --engine E` on a free loopback port, sends a bounded number of requests
+per level (stopping early at the time bound), prints requests/s, p50/p95 latency and errors, stops
+the server.
 """
 
 from __future__ import annotations
@@ -57,21 +59,13 @@ def levels(base: str, clips: list[bytes], requests: int, seconds: float, label: 
               f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {np.percentile(lat, 95) * 1000:.0f} ms, errors {errors}")
 
 
-def main() -> None:
-    here = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(here.parent / "shared" / "data" / "s2f-pairs"))
-    parser.add_argument("--requests", type=int, default=24, help="requests per concurrency level, at most")
-    parser.add_argument("--seconds", type=float, default=60.0, help="time bound per level")
-    parser.add_argument("--busy", type=int, default=2, help="busy processes for the second run (0: skip it)")
-    parser.add_argument("--bf16", action="store_true", help="serve with --bf16 (GE2E's LSTM in bfloat16)")
-    args = parser.parse_args()
-    clips = [p.read_bytes() for p in sorted(Path(args.data, "audio").glob("*.opus"))[:16]]
+def serve(engine: str, clips: list[bytes], args: argparse.Namespace) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port)] + ["--bf16"] * args.bf16,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bf16 = args.bf16 and engine == "torch"
+    server = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--port", str(port), "--engine", engine]
+                              + ["--bf16"] * bf16, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -80,15 +74,32 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback{', --bf16' * args.bf16}")
-        httpx.post(f"{base}/api/reconstruct", files={"audio": ("w.opus", clips[0])}, timeout=60)  # warm-up
-        levels(base, clips, args.requests, args.seconds, "quiet")
+        for _ in range(3):  # warm-up
+            httpx.post(f"{base}/api/reconstruct", files={"audio": ("w.opus", clips[0])}, timeout=60)
+        label = engine + ", --bf16" * bf16
+        levels(base, clips, args.requests, args.seconds, label)
         if args.busy:
             with busy(args.busy):
-                levels(base, clips, args.requests, args.seconds, f"{args.busy} busy processes")
+                levels(base, clips, args.requests, args.seconds, f"{label}, {args.busy} busy processes")
     finally:
         server.terminate()
         server.wait(10)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(here.parent / "shared" / "data" / "s2f-pairs"))
+    parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level, at most")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time bound per level")
+    parser.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=("onnx", "torch"))
+    parser.add_argument("--busy", type=int, default=0, help="busy processes for a second run (0: skip it)")
+    parser.add_argument("--bf16", action="store_true", help="the torch engine with --bf16 (GE2E's LSTM in bfloat16)")
+    args = parser.parse_args()
+    clips = [p.read_bytes() for p in sorted(Path(args.data, "audio").glob("*.opus"))[:16]]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server on loopback")
+    for engine in args.engines:
+        serve(engine, clips, args)
 
 
 if __name__ == "__main__":
