@@ -120,10 +120,10 @@ def test_normalize_cli(shared_data, tmp_path, face_analyzer):
 
 def test_evaluate_with_the_shipped_model(shared_data, tmp_path):
     """--model: every clip reconstructed, the decoder-on-true-face upper bound scored beside it."""
-    from speech2face.evaluation import evaluate
+    from speech2face.evaluation import EvalConfig, evaluate
 
-    m = evaluate(PAIRS, None, tmp_path / "report", model="shipped", limit=110, baselines=False, progress=False,
-                 cache=tmp_path / "cache.jsonl")
+    m = evaluate(EvalConfig(PAIRS, tmp_path / "report", model="shipped", limit=110, baselines=False, progress=False,
+                            cache=tmp_path / "cache.jsonl"))
     names = list(m["systems"])
     assert names[0] == "speech2face (shipped)" and "upper bound: decoder on the true face descriptor" in names
     ours, upper = m["systems"][names[0]], m["systems"][names[1]]

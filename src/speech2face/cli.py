@@ -34,14 +34,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
+    from .evaluation import EvalConfig, evaluate
 
-    cache = None if args.no_cache else Path(args.cache).expanduser()
-    metrics = evaluate(Path(args.data), Path(args.images) if args.images else None, Path(args.out), pool=args.pool,
-                       repeats=args.repeats, seed=args.seed, limit=args.limit, cache=cache,
-                       baselines=not args.no_baselines, progress=not args.quiet, model=args.model,
-                       decoder_weights=args.decoder_weights, split=args.split, steer=not args.no_steer,
-                       attributes_weights=args.attributes_weights, bfloat16=args.bf16)
+    config = EvalConfig(data=Path(args.data), out=Path(args.out), images=Path(args.images) if args.images else None,
+                        model=args.model, decoder_weights=args.decoder_weights,
+                        attributes_weights=args.attributes_weights, steer=not args.no_steer, bfloat16=args.bf16,
+                        split=args.split, limit=args.limit, pool=args.pool, repeats=args.repeats, seed=args.seed,
+                        cache=None if args.no_cache else Path(args.cache).expanduser(),
+                        baselines=not args.no_baselines, progress=not args.quiet)
+    metrics = evaluate(config)
     from .evaluation.report import fmt
 
     for name, s in metrics["systems"].items():

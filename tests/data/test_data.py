@@ -216,15 +216,33 @@ def test_shard_dataset_splits_across_workers_and_ranks(tmp_path, paired_folder, 
     assert sorted(keys) == all_keys  # each sample once, none lost
     first = next(iter(dataset))
     assert set(first) == {"__key__", "json", "spk", "desc"}  # only the fields asked for are decoded
-    # two ranks (by shard) and, with more consumers than shards, by sample
+    # asked to (by_rank): two ranks (by shard) and, with more consumers than shards, by sample
     import speech2face.data.shards as shards_mod
 
     for world in (2, 16):
         seen = []
         for rank in range(world):
             monkeypatch.setattr(shards_mod, "_rank_and_world", lambda r=rank, w=world: (r, w))
-            seen += [s["__key__"] for s in ShardDataset(out, fields=["desc"])]
+            part = [s["__key__"] for s in ShardDataset(out, fields=["desc"], by_rank=True)]
+            assert len(part) < len(all_keys)
+            seen += part
         assert sorted(seen) == all_keys
+
+
+def test_shard_dataset_reads_everything_in_each_process_by_default(tmp_path, paired_folder, monkeypatch):
+    """Under torchrun (rank and world in the environment, torch.distributed initialised) a plain
+    ShardDataset still yields every sample once: no caller wants a silent rank split."""
+    import speech2face.data.shards as shards_mod
+
+    out = tmp_path / "reader"
+    prepare([PairedFolder(paired_folder)], out, shard_size=2, progress=False)
+    all_keys = sorted(s["__key__"] for shard in list_shards(out) for s in iter_shard(shard, fields={"json"}))
+    for name, value in (("RANK", "1"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "4"), ("LOCAL_WORLD_SIZE", "4")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(shards_mod, "_rank_and_world", lambda: (1, 4))
+    for shuffle in (False, True):
+        keys = [s["__key__"] for s in ShardDataset(out, fields=["desc"], shuffle=shuffle)]
+        assert sorted(keys) == all_keys
 
 
 def test_shards_read_by_webdataset(tmp_path, paired_folder):

@@ -121,6 +121,31 @@ def test_ethnicity_classifier_ships_with_its_accuracy():
     assert clf.probabilities(np.zeros((2, 128))).shape == (2, 5)
 
 
+def test_eval_config_round_trips_through_its_json(tmp_path):
+    """Frozen, typed (paths as Path), every field saved and loaded back; bad values are InputErrors."""
+    import dataclasses
+
+    from speech2face.errors import InputError
+    from speech2face.evaluation import EvalConfig
+
+    config = EvalConfig("pairs", tmp_path / "out", model="shipped", split="dev", limit=50, pool=20, repeats=3, seed=4,
+                        cache="~/scores.jsonl", steer=False, baselines=False)
+    assert isinstance(config.data, Path) and config.cache == Path("~/scores.jsonl").expanduser()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.pool = 10
+    path = config.save()
+    assert path == tmp_path / "out" / "config.json"
+    saved = json.loads(path.read_text())
+    assert saved["data"] == "pairs" and saved["images"] is None and saved["pool"] == 20
+    assert set(saved) == {f.name for f in dataclasses.fields(EvalConfig)}
+    assert EvalConfig.load(path) == config == EvalConfig.from_json(config.to_json())
+    assert config.replace(seed=5).seed == 5 and config.seed == 4
+    with pytest.raises(InputError, match="not EvalConfig fields: colour"):
+        EvalConfig.from_dict({**saved, "colour": "red"})
+    with pytest.raises(InputError, match="split"):
+        EvalConfig("pairs", "out", split="test")
+
+
 # --- the protocol on real pairs -----------------------------------------------------------------
 N_PAIRS = 160
 
@@ -141,10 +166,14 @@ def subset(shared_data, tmp_path_factory) -> tuple[Path, list[dict]]:
 
 
 def test_true_faces_score_perfectly(subset, tmp_path, score_cache):
-    from speech2face.evaluation import evaluate
+    from speech2face.evaluation import EvalConfig, evaluate
 
     root, rows = subset
-    m = evaluate(root, root / "faces", tmp_path / "report", cache=score_cache, progress=False, baselines=False)
+    config = EvalConfig(root, tmp_path / "report", images=root / "faces", cache=score_cache, progress=False,
+                        baselines=False)
+    m = evaluate(config)
+    assert EvalConfig.load(tmp_path / "report" / "config.json") == config  # written beside the results
+    assert EvalConfig.load(tmp_path / "report") == config
     main = next(iter(m["systems"].values()))
     assert m["pairs_scored"] == N_PAIRS - len(m["problems"]["true_face_not_detected"])
     assert main["retrieval"]["recall"]["1"] == 100.0
@@ -162,7 +191,7 @@ def test_true_faces_score_perfectly(subset, tmp_path, score_cache):
 
 def test_one_mean_face_scores_chance_and_baselines_run(subset, tmp_path, score_cache):
     """Every clip gets the same image: by exchangeability its recall is chance, within noise."""
-    from speech2face.evaluation import evaluate
+    from speech2face.evaluation import EvalConfig, evaluate
 
     root, rows = subset
     images = tmp_path / "mean"
@@ -171,7 +200,7 @@ def test_one_mean_face_scores_chance_and_baselines_run(subset, tmp_path, score_c
     Image.fromarray(mean.astype(np.uint8)).save(tmp_path / "mean.png")
     for r in rows:
         os.symlink(tmp_path / "mean.png", images / f"{r['stem']}.png")
-    m = evaluate(root, images, tmp_path / "report", cache=score_cache, progress=False)
+    m = evaluate(EvalConfig(root, tmp_path / "report", images=images, cache=score_cache, progress=False))
     recall = m["systems"]["mean"]["retrieval"]["recall"]
     if m["systems"]["mean"]["reconstructions_with_face"]:
         assert recall["1"] < 4 and abs(recall["5"] - 5) < 5 and abs(recall["10"] - 10) < 7
@@ -185,7 +214,7 @@ def test_one_mean_face_scores_chance_and_baselines_run(subset, tmp_path, score_c
 
 
 def test_bad_images_are_listed_and_report_opens_in_chromium(subset, tmp_path, score_cache):
-    from speech2face.evaluation import evaluate
+    from speech2face.evaluation import EvalConfig, evaluate
     from speech2face.evaluation.report import SECTIONS
 
     root, rows = subset
@@ -196,7 +225,7 @@ def test_bad_images_are_listed_and_report_opens_in_chromium(subset, tmp_path, sc
     (images / f"{rows[0]['stem']}.png").write_text("not an image")  # unreadable
     Image.new("RGB", (224, 224), (200, 180, 160)).save(images / f"{rows[1]['stem']}.png")  # no face
     out = tmp_path / "report"
-    m = evaluate(root, images, out, cache=score_cache, progress=False, baselines=False)
+    m = evaluate(EvalConfig(root, out, images=images, cache=score_cache, progress=False, baselines=False))
     problems = m["problems"]
     missing = set(problems["missing_reconstruction"])
     assert {r["stem"] for r in rows[2:10]} - set(problems["true_face_not_detected"]) <= missing

@@ -1,4 +1,5 @@
-"""Read prepared shards: an IterableDataset that splits shards across ranks and loader workers."""
+"""Read prepared shards: an IterableDataset that reads every sample once per process (split across
+its loader workers; across ranks only when asked)."""
 
 from __future__ import annotations
 
@@ -78,13 +79,15 @@ def _rank_and_world() -> tuple[int, int]:
 
 
 class ShardDataset(IterableDataset):
-    """Samples from prepared shards, each consumer (rank × loader worker) reading its own part.
+    """Samples from prepared shards: every sample once, in every process.
 
-    With at least as many shards as consumers, whole shards are dealt out; otherwise every
-    consumer reads all shards and keeps every n-th sample (``by_rank=False``: ranks are not
-    consumers — each reads everything, for trainers that split samples themselves). ``fields`` limits what is decoded
-    (e.g. {"spk", "desc", "json"}); ``keep`` filters samples by their metadata; call
-    ``set_epoch`` to reshuffle the shard order when ``shuffle`` is on.
+    In a ``DataLoader`` with workers, the workers share the reading (each sample still comes once).
+    ``by_rank=True`` also splits across the ranks of ``torch.distributed`` (each rank reads its
+    part; off by default: the trainers load every pair in every rank and split them themselves).
+    With at least as many shards as consumers (ranks × workers), whole shards are dealt out;
+    otherwise every consumer reads all shards and keeps every n-th sample. ``fields`` limits
+    what is decoded (e.g. {"spk", "desc", "json"}); ``keep`` filters samples by their metadata;
+    call ``set_epoch`` to reshuffle the shard order when ``shuffle`` is on.
     """
 
     def __init__(
@@ -94,14 +97,14 @@ class ShardDataset(IterableDataset):
         shuffle: bool = False,
         seed: int = 0,
         keep=None,
-        by_rank: bool = True,
+        by_rank: bool = False,
     ) -> None:
         super().__init__()
         self.shards = list_shards(shards)
         self.fields = set(fields) | {"json"} if fields is not None else None
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.keep = keep
-        self.by_rank = by_rank  # False: every rank reads every sample (it splits them itself)
+        self.by_rank = by_rank  # True: each rank of torch.distributed reads its own part
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -23,7 +23,7 @@ from ..data import ShardDataset
 from ..data.splits import tuning_split_of
 from ..engines.pytorch import load_decoder
 from .metrics import pearson, retrieval_recall
-from .protocol import canonical_shares, descriptor_matrices, portrait_measures
+from .systems import canonical_shares, descriptor_matrices, portrait_measures
 from ..files import default_score_cache
 from .scoring import ImageScorer
 

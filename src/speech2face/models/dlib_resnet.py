@@ -4,26 +4,23 @@ dlib's ``dlib_face_recognition_resnet_model_v1.dat`` (CC0, shipped in face-recog
 is a ResNet of 29 convolutions on a 150×150 face chip (dlib's ``dnn_face_recognition_ex.cpp``).
 Ported so that voice → descriptor → decoder → image → descriptor is one differentiable chain:
 the voice head can then be trained on what the scorer finally compares. This module is the
-network alone; ``speech2face.dlib_weights`` reads dlib's file into it.
+network alone, built from a ``DlibFaceNetConfig`` (no file is read); ``speech2face.dlib_weights``
+converts dlib's file into its state dict and loads it (``dlib_face_net()``).
 
 The graph is dlib's example network (residual blocks of conv-affine-relu-conv-affine, the
-down-sampling ones adding a 2×2 average pool of their input); the reader checks that the file
+down-sampling ones adding a 2×2 average pool of their input); the converter checks that the file
 holds exactly that sequence of layers. Where dlib adds tensors of different shapes it zero-pads
 the smaller (this network relies on it twice: 32 → 64 channels, and 3×3 + 4×4 maps).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-if TYPE_CHECKING:
-    from ..dlib_weights import Layer
 
 CHIP_SIZE = 150  # px, side of the chip dlib's network reads
 CHIP_PADDING = 0.25  # dlib's compute_face_descriptor pads the 5-point template by this much
@@ -33,12 +30,46 @@ TEMPLATE5 = np.array([(0.8595674595992, 0.2134981538014), (0.6460604764104, 0.22
                       (0.4901123135679, 0.6277975316475)])
 # (filters, blocks, the first one down-samples) from the input outwards: alevel4 … alevel0
 LEVELS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+DLIB_MEAN_RGB = (122.78199768066406, 117.0009994506836, 104.2979965209961)  # dlib file: 122.782, 117.001, 104.298 as float32
+
+
+@dataclass(frozen=True)
+class DlibFaceNetConfig:
+    """The network's shape; the defaults are dlib's shipped face recognition model."""
+
+    # input: the chip's side (px) and the per-channel mean subtracted before the 1/256 scaling
+    chip_size: int = CHIP_SIZE
+    mean_rgb: tuple[float, float, float] = DLIB_MEAN_RGB
+    # stem: one conv (filters, kernel, stride, no padding) + affine + relu, then a max pool
+    stem_filters: int = 32
+    stem_kernel: int = 7
+    stem_stride: int = 2
+    pool_size: int = 3
+    pool_stride: int = 2
+    # residual levels (filters, blocks, the first one down-samples), input outwards; 3×3 convs
+    # (padding 1; the down-sampling conv stride 2, no padding); then a global mean and a linear
+    # layer without bias to the descriptor
+    levels: tuple[tuple[int, int, bool], ...] = LEVELS
+    descriptor_size: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DlibFaceNetConfig":
+        values = dict(values)
+        if "mean_rgb" in values:
+            values["mean_rgb"] = tuple(float(v) for v in values["mean_rgb"])
+        if "levels" in values:
+            values["levels"] = tuple((int(f), int(n), bool(d)) for f, n, d in values["levels"])
+        return cls(**values)
 
 
 # --- the network ---------------------------------------------------------------------------------
-def _expected_kinds() -> list[str]:
+def expected_kinds(config: DlibFaceNetConfig = DlibFaceNetConfig()) -> list[str]:
+    """dlib's layer kinds, input → output, for a network of this config."""
     kinds = ["con", "affine", "relu", "max_pool"]
-    for _, blocks, down in LEVELS:
+    for _, blocks, down in config.levels:
         for b in range(blocks):
             kinds += ["con", "affine", "relu", "con", "affine"]
             kinds += (["avg_pool"] if down and b == 0 else []) + ["add_prev", "relu"]
@@ -57,16 +88,11 @@ def add_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class ConvAffine(nn.Module):
     """dlib's con + affine (batch norm frozen into a per-channel scale and shift)."""
 
-    def __init__(self, con: Layer, affine: Layer) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int) -> None:
         super().__init__()
-        w = torch.from_numpy(con.params["weight"].copy())
-        self.conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=con.params["stride"],
-                              padding=con.params["padding"])
-        with torch.no_grad():
-            self.conv.weight.copy_(w)
-            self.conv.bias.copy_(torch.from_numpy(con.params["bias"].copy()))
-        self.register_buffer("gamma", torch.from_numpy(affine.params["gamma"].copy()).view(1, -1, 1, 1))
-        self.register_buffer("beta", torch.from_numpy(affine.params["beta"].copy()).view(1, -1, 1, 1))
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding)
+        self.register_buffer("gamma", torch.ones(1, out_channels, 1, 1))
+        self.register_buffer("beta", torch.zeros(1, out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) * self.gamma + self.beta
@@ -75,9 +101,11 @@ class ConvAffine(nn.Module):
 class Residual(nn.Module):
     """relu(block(x) + x); a down-sampling block adds avg_pool_2×2(x), zero-padded to its channels."""
 
-    def __init__(self, first: ConvAffine, second: ConvAffine, down: bool) -> None:
+    def __init__(self, in_channels: int, filters: int, down: bool) -> None:
         super().__init__()
-        self.first, self.second, self.down = first, second, down
+        self.first = ConvAffine(in_channels, filters, 3, 2 if down else 1, 0 if down else 1)
+        self.second = ConvAffine(filters, filters, 3, 1, 1)
+        self.down = down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.second(F.relu(self.first(x)))
@@ -86,45 +114,25 @@ class Residual(nn.Module):
 
 
 class DlibFaceNet(nn.Module):
-    """(B, 3, 150, 150) RGB chip, 0–255 floats → (B, 128) descriptor, as dlib computes it."""
+    """(B, 3, 150, 150) RGB chip, 0–255 floats → (B, 128) descriptor, as dlib computes it.
 
-    def __init__(self, input_settings: dict, layers: list[Layer]) -> None:
+    Built from its config alone (weights unset: ``load_state_dict`` the converted ones, or use
+    ``speech2face.dlib_weights.dlib_face_net()``)."""
+
+    def __init__(self, config: DlibFaceNetConfig = DlibFaceNetConfig()) -> None:
         super().__init__()
-        kinds = [layer.kind for layer in layers]
-        if kinds != _expected_kinds():
-            raise ValueError("the dlib file does not hold the face recognition ResNet this port knows")
-        self.register_buffer("mean_rgb", torch.tensor(input_settings["mean_rgb"], dtype=torch.float32).view(1, 3, 1, 1))
-        it = iter(layers)
-
-        def take(kind: str) -> Layer:
-            layer = next(it)
-            assert layer.kind == kind
-            return layer
-
-        self.stem = ConvAffine(take("con"), take("affine"))
-        take("relu")
-        pool = take("max_pool").params
-        if any(pool["padding"]):
-            raise ValueError("padded max pooling is not ported")
-        self.pool = (pool["size"], pool["stride"])
-        blocks = []
-        for _, n, down in LEVELS:
+        self.config = config
+        self.register_buffer("mean_rgb", torch.tensor(config.mean_rgb, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)  # a config value, not a weight
+        self.stem = ConvAffine(3, config.stem_filters, config.stem_kernel, config.stem_stride, 0)
+        self.pool = (config.pool_size, config.pool_stride)
+        blocks, channels = [], config.stem_filters
+        for filters, n, down in config.levels:
             for b in range(n):
-                first = ConvAffine(take("con"), take("affine"))
-                take("relu")
-                second = ConvAffine(take("con"), take("affine"))
-                if down and b == 0:
-                    take("avg_pool")
-                take("add_prev"), take("relu")
-                blocks.append(Residual(first, second, down and b == 0))
+                blocks.append(Residual(channels, filters, down and b == 0))
+                channels = filters
         self.blocks = nn.Sequential(*blocks)
-        take("avg_pool")  # over everything
-        fc = take("fc").params
-        self.fc = nn.Linear(fc["weight"].shape[0], fc["weight"].shape[1], bias=fc["bias"] is not None)
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.from_numpy(fc["weight"].T.copy()))
-            if fc["bias"] is not None:
-                self.fc.bias.copy_(torch.from_numpy(fc["bias"].copy()))
+        self.fc = nn.Linear(channels, config.descriptor_size, bias=False)
 
     def forward(self, chip: torch.Tensor) -> torch.Tensor:
         x = (chip - self.mean_rgb) / 256.0

@@ -5,6 +5,8 @@ The decoder is faithful to real descriptors, but a voice gives it points shrunk 
 Chaining the frozen decoder with the torch port of dlib's network lets a voice head be trained on
 the descriptor the scorer will finally compare. The chip is cut where dlib would cut it: the
 decoder's own landmarks stand in for dlib's 5-point shape (on drawings they agree within 0.5 px).
+Both networks are given, built (``speech2face.dlib_weights.dlib_face_net()`` for dlib's): the
+constructor reads no file.
 """
 
 from __future__ import annotations
@@ -14,18 +16,17 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..dlib_weights import dlib_face_net
-from .dlib_resnet import LANDMARKS68_AS_5, chip_transform, extract_chips
+from .dlib_resnet import LANDMARKS68_AS_5, DlibFaceNet, chip_transform, extract_chips
 from .face_decoder import FaceDecoder
 
 
 class DrawnDescriptor(nn.Module):
     """(B, 128) descriptors → (B, 128) dlib descriptors of their drawings (and the images)."""
 
-    def __init__(self, decoder: FaceDecoder, refine: bool = True) -> None:
+    def __init__(self, decoder: FaceDecoder, net: DlibFaceNet, refine: bool = True) -> None:
         super().__init__()
         self.decoder = decoder.eval()
-        self.net = dlib_face_net()
+        self.net = net  # dlib's, frozen
         self.refine = refine  # False: the linear decoder only (cheaper to train through); a call may override
         for p in self.decoder.parameters():
             p.requires_grad_(False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..dlib_weights import dlib_face_net
 from ..models.drawn import DrawnDescriptor
 from ..models.face_decoder import FaceDecoder
 
@@ -40,7 +41,7 @@ def calibrate_drawing(model: FaceDecoder, desc: torch.Tensor, rounds: int = 2, l
                       log=print) -> list[dict]:
     """Fit and fold the inverse read-out map on training descriptors ``desc`` (N, D). Returns, per
     round, the mean cosine between what was asked for and what the drawings read as, before it."""
-    drawn = DrawnDescriptor(model)
+    drawn = DrawnDescriptor(model, dlib_face_net())
     unit = F.normalize(desc.float(), dim=1)
     x = model.centred(unit).double()  # (N, D): what the heads receive
     history = []

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..evaluation.attributes import EthnicityLogits
 from ..evaluation.metrics import retrieval_recall
+from ..dlib_weights import dlib_face_net
 from ..models.drawn import DrawnDescriptor
 from ..models.face_decoder import FaceDecoder
 from ..models.losses import balanced_cross_entropy, ranking_loss
@@ -57,7 +58,7 @@ class DrawnObjective:
     def __init__(self, config: DrawnObjectiveConfig, decoder: FaceDecoder, data: dict, train_idx: np.ndarray,
                  device: str = "cpu") -> None:
         self.config = config
-        self.drawn = DrawnDescriptor(decoder.to(device), refine=config.refine)
+        self.drawn = DrawnDescriptor(decoder.to(device), dlib_face_net(), refine=config.refine)
         self.classify = EthnicityLogits().to(device)
         self.desc = data["desc"].to(device)
         self.bank = self.desc[train_idx]  # (N, D): every training face is ranked against

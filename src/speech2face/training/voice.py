@@ -51,7 +51,7 @@ def load_pairs(cfg: VoiceTrainConfig, kind: str) -> dict:
 
     fields_needed = ["desc", "audio"] if kind == "spk" else ["desc", "spec"]
     feats, descs, speakers, genders = [], [], [], []
-    for sample in ShardDataset(cfg.shards, fields=fields_needed, by_rank=False):  # every rank: every pair
+    for sample in ShardDataset(cfg.shards, fields=fields_needed):  # every rank: every pair (split below)
         if not sample["json"].get("has_audio"):
             continue
         if kind == "spk":  # several crops of the clip through the frozen GE2E: (V, 256)
