@@ -158,5 +158,5 @@ def test_commands_that_need_torch_say_so_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     assert cli.main(["export", "onnx"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("speech2face export: error: speech2face export needs torch, which is not installed: "
+    assert err == ("speech2face export onnx: error: speech2face export needs torch, which is not installed: "
                    "pip install 'speech2face[train]'")

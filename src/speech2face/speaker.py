@@ -4,8 +4,8 @@ their embeddings make one utterance's. No torch here: the network is run by ONNX
 (``engines.ort``) or by its torch module (``models.speaker_encoder``, for training and export).
 
 The weights are resemblyzer's (``resemblyzer/pretrained.pt``, Apache-2.0; see ``assets/NOTICE``),
-converted once to ``assets/speaker_encoder_ge2e.safetensors`` (``python -m
-speech2face.models.speaker_encoder --convert``, with resemblyzer installed). Resemblyzer itself is
+converted once to ``assets/speaker_encoder_ge2e.safetensors`` (``speech2face
+export ge2e``, with resemblyzer installed). Resemblyzer itself is
 not needed at run time (importing it pulls librosa and numba, ~10 s cold); the mel front end and
 the network are re-implemented and checked against resemblyzer in the tests. Its webrtcvad
 silence trimming is not applied: clips here are short speech segments.

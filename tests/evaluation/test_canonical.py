@@ -167,7 +167,7 @@ def test_portrait_decoder_training_resumes_after_a_kill(shared_data, tmp_path):
     shards, run = tmp_path / "shards", tmp_path / "run"
     subprocess.run([sys.executable, "-m", "speech2face", "prepare", str(folder), "--out", str(shards), "--quiet"],
                    check=True, capture_output=True, timeout=300)
-    command = [sys.executable, "-m", "speech2face.training.face_decoder", str(shards), "--out", str(run),
+    command = [sys.executable, "-m", "speech2face", "train", "face-decoder", str(shards), "--out", str(run),
                "--refiner-minutes", "0.6", "--batch-size", "2", "--export", str(tmp_path / "dec.safetensors")]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240

@@ -164,9 +164,16 @@ def test_kill_and_resume_reaches_the_same_weights(voice_shards, tmp_path, object
 
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
+    """`torchrun --no-python … speech2face train …`: two gloo processes on the CPU share the data,
+    and the weights record the `speech2face train` line as their reproduce line."""
+    from speech2face.weights import load_weights
+
+    program = shutil.which("speech2face", path=str(Path(sys.executable).parent)) or shutil.which("speech2face")
+    if program is None:
+        pytest.skip("the speech2face command is not installed (pip install -e .)")
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "speech2face.training.voice", str(voice_shards), "--out", str(out), "--epochs", "3",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+           program, "train", str(voice_shards), "--out", str(out), "--epochs", "3",
            "--batch-size", "4", "--device", "cpu", "--decoder-weights", str(out / "no-decoder"),
            "--export", str(out / "voice.safetensors")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -186,6 +193,7 @@ def test_torchrun_two_processes_on_cpu(voice_shards, tmp_path):
     assert epochs[0]["train_samples"] == len(train) and epochs[0]["samples_per_rank"] == -(-len(train) // 2)
     assert epochs[0]["val_samples"] == len(val) > 0  # validation on all of val
     assert (out / "voice.safetensors").is_file() and json.loads((out / "config.json").read_text())["epochs"] == 3
+    assert load_weights(out / "voice.safetensors")[1]["reproduce"].startswith(f"speech2face train {voice_shards} ")
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ metrics.json and a grid (original | decoded) of 24 dev faces.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -103,21 +102,3 @@ def save_grid(originals: list[np.ndarray], decoded: list[np.ndarray], path: Path
         canvas.paste(Image.fromarray(a).resize((tile, tile)), (x, y))
         canvas.paste(Image.fromarray(b).resize((tile, tile)), (x + tile, y))
     canvas.save(path)
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=prog, description="Face-to-face check of a face decoder on dev identities.")
-    parser.add_argument("shards", nargs="+")
-    parser.add_argument("--weights", help="decoder weights (default: shipped)")
-    parser.add_argument("--out", default="reports/face_decoder")
-    parser.add_argument("--limit", type=int, help="at most N faces")
-    parser.add_argument("--split", default="dev", choices=("dev", "val"),
-                        help="dev (report) or val (training identities held out to choose between models)")
-    parser.add_argument("--cache", default=str(default_score_cache()), help="image scores by content hash")
-    args = parser.parse_args(argv)
-    print(json.dumps(evaluate_decoder(args.shards, args.weights, Path(args.out), args.limit, Path(args.cache),
-                                           split=args.split), indent=1))
-
-
-if __name__ == "__main__":
-    main()

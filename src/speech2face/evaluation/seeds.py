@@ -6,7 +6,6 @@ moves by a few recall points from one seed to the next, so one run is not a resu
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -38,16 +37,3 @@ def summarize(paths: list[Path]) -> dict[str, dict[str, float]]:
     return {k: {"mean": float(np.mean([r[k] for r in rows])),
                 "sd": float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else float("nan"),
                 "n": len(rows)} for k in keys}
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", help="metrics.json files of `speech2face evaluate` runs")
-    args = parser.parse_args(argv)
-    for key, v in summarize([Path(p) for p in args.reports]).items():
-        digits = 2 if key == "age r" else 1
-        print(f"{key:28s} {v['mean']:.{digits}f} ± {v['sd']:.{digits}f}  (n={v['n']})")
-
-
-if __name__ == "__main__":
-    main()

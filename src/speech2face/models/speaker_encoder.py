@@ -122,7 +122,7 @@ def convert_resemblyzer_weights(out: Path) -> str:
     state = {k: v for k, v in checkpoint["model_state"].items() if k.startswith(("lstm.", "linear."))}
     SpeakerEncoder().load_state_dict(state, strict=True)  # it fits
     config = {"model": "SpeakerEncoder", "source": "resemblyzer 0.1.x pretrained.pt (GE2E, Wan et al. 2018)",
-              "licence": "Apache-2.0, Resemble AI (see NOTICE)", "reproduce": "python -m speech2face.models.speaker_encoder --convert"}
+              "licence": "Apache-2.0, Resemble AI (see NOTICE)", "reproduce": "speech2face export ge2e"}
     return save_weights(out, state, config)
 
 
@@ -134,11 +134,3 @@ def speaker_encoder(device: str = "cpu") -> SpeakerEncoder:
     model, _, _ = load_module(shipped(GE2E_WEIGHTS), lambda c: SpeakerEncoder(), "SpeakerEncoder")
     return model.eval().to(device)
 
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Convert resemblyzer's GE2E weights to the shipped safetensors file.")
-    parser.add_argument("--convert", action="store_true", required=True)
-    parser.add_argument("--out", default=str(shipped(GE2E_WEIGHTS)))
-    print(convert_resemblyzer_weights(Path(parser.parse_args().out)))

@@ -383,22 +383,26 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, timeout: float = TIMEOUT_SECONDS, bfloat16: bool = False,
-          upload_timeout: float = BODY_SECONDS) -> None:
-    """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (see the speaker module)."""
+          upload_timeout: float = BODY_SECONDS, engine: str = "auto") -> None:
+    """Serve the page and the API; ``bfloat16``: GE2E's LSTM in bfloat16 (see the speaker module);
+    ``engine``: what runs the networks (``speech2face.load_model``)."""
     import uvicorn
 
+    from ..pipeline import ENGINES, load_model
+
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
     check_port(host, port)
     for flag, value in (("--timeout", timeout), ("--upload-timeout", upload_timeout)):
         if not value > 0:
             raise InputError(f"{flag} {value:g}: a time limit is a positive number of seconds")
-    load = None
+    load = None if engine == "auto" else functools.partial(load_model, device="cpu", engine=engine)
     if bfloat16:
-        from ..pipeline import load_model
         from ..models.speaker_encoder import cpu_has_bfloat16
 
         if not cpu_has_bfloat16():
             print("warning: --bf16 on a CPU without bfloat16 units (AMX, AVX512-BF16): it will be slower, "
                   "not faster", file=sys.stderr)
-        load = functools.partial(load_model, device="cpu", bfloat16=True)
+        load = functools.partial(load_model, device="cpu", bfloat16=True, engine=engine)
     uvicorn.run(create_app(load, timeout=timeout, upload_timeout=upload_timeout), host=host, port=port,
                 log_level="info", http=_json_errors_protocol())

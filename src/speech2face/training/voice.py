@@ -1,12 +1,13 @@
-"""Train a voice encoder (speech → face descriptor) with the Speech2Face loss.
+"""Train a voice encoder (speech → face descriptor) with the Speech2Face loss: the trainer of
+``speech2face train``.
 
 One process (CPU or one GPU):
     speech2face train shards/pairs --out runs/voice
 Several processes on one machine (gloo on CPU, nccl on GPUs), the data split by rank:
-    torchrun --standalone --nproc-per-node 2 -m speech2face.training.voice shards/pairs --out runs/voice
+    torchrun --standalone --nproc-per-node 2 --no-python speech2face train shards/pairs --out runs/voice
 Several machines (run on each, with its --node-rank):
     torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \
-        --rdzv-endpoint HOST:29500 -m speech2face.training.voice shards/avspeech --variant paper --out runs/paper
+        --rdzv-endpoint HOST:29500 --no-python speech2face train shards/avspeech --variant paper --out runs/paper
 
 The run folder holds the resolved config (config.json), metrics.jsonl, and checkpoint.pt written
 after every epoch; re-running the same command resumes from it and reaches the same weights as an
@@ -286,19 +287,3 @@ def run_from_args(args: argparse.Namespace, command: Optional[str] = None) -> di
     if not cfg.shards:
         raise SystemExit("no shards given (positional SHARDS or 'shards' in --config)")
     return train(cfg, Path(args.export) if args.export else None)
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    import shlex
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    result = run_from_args(parser.parse_args(argv), "python -m speech2face.training.voice " + shlex.join(argv))
-    if result:
-        print(json.dumps(result, indent=1))
-
-
-if __name__ == "__main__":
-    main()

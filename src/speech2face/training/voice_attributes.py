@@ -14,10 +14,7 @@ the dev figures in the report always come from the train-only fit.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -279,33 +276,3 @@ def run(pairs: list[str], faces: list[str], data: Path, out: Path, voice_weights
         report["sha256"] = save_weights(export, {k: torch.tensor(np.asarray(v), dtype=torch.float32)
                                                  for k, v in weights.items()}, config)
     return report
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("pairs", help="prepared voice/face shards (speech2face prepare)")
-    parser.add_argument("faces", help="UTKFace face shards with age/gender/race labels")
-    parser.add_argument("--data", required=True, help="the paired folder the shards came from (its faces/ are scored)")
-    parser.add_argument("--voice-weights", help="voice head whose residual spread on val sets the variations "
-                                                "(default: the shipped one)")
-    parser.add_argument("--out", default="runs/voice_attributes")
-    parser.add_argument("--export", help="write the read-outs here (safetensors + sha256)")
-    parser.add_argument("--fit-on", choices=("train", "all"), default="train",
-                        help="train: train speakers only; all: refit on every pair after choosing on val")
-    args = parser.parse_args(argv)
-    command = (prog or "speech2face train voice-attributes") + " " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    report = run([args.pairs], [args.faces], Path(args.data), Path(args.out), args.voice_weights,
-                 Path(args.export) if args.export else None, args.fit_on, command)
-    print(json.dumps({k: report[k] for k in ("hyperparameters", "calibration", "spread")}, indent=1))
-    for split in ("val", "dev"):
-        r = report[split]
-        print(f"{split}: gender {100 * r['gender']['accuracy']:.1f} % (ECE {r['gender']['ece']:.3f}), "
-              f"age r {r['age']['r']:.2f} MAE {r['age']['mae']:.1f} 80 % coverage {100 * r['age']['interval_80_coverage']:.0f} %, "
-              f"ethnicity {100 * r['ethnicity']['accuracy']:.1f} % (ECE {r['ethnicity']['ece']:.3f}), drawn group "
-              f"{100 * r['ethnicity']['drawn']['agreement']:.1f} % / balanced {100 * r['ethnicity']['drawn']['balanced']:.1f} %, "
-              f"max share ratio {r['ethnicity']['drawn']['max_share_ratio']:.2f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""The serving commands (serve, site): ``add_arguments`` and ``run`` for ``speech2face.cli``."""
