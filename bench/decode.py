@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--weights", help="face decoder weights (default: shipped)")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
 
     renderer = load_decoder(args.weights, "cpu")
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""Audio front end: any common file → mono 16 kHz → fixed-length clip → the paper's spectrogram.
+"""Audio front end: any common file → mono 16 kHz → checked, fixed-length clip (the paper
+encoder's spectrogram of it is in ``models.voice_encoder``).
 
 Oh et al. (2019) feed the voice encoder 6 s of 16 kHz speech (shorter clips looped) as a complex
 STFT (25 ms Hann window, 10 ms hop, 512-point FFT) whose real and imaginary parts are each
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 
@@ -385,27 +386,3 @@ def raise_quiet(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     if SILENCE_DBFS <= level < QUIET_DBFS:
         return (wave * np.float32(10 ** ((QUIET_TARGET_DBFS - level) / 20))).astype(np.float32)
     return wave
-
-
-# --- the paper's spectrogram --------------------------------------------------------------
-if TYPE_CHECKING:  # the paper encoder's spectrogram is torch's (training extra); decoding is not
-    import torch
-
-
-def spectrogram(wave: Union[np.ndarray, "torch.Tensor"]) -> "torch.Tensor":
-    """Power-law compressed complex STFT: (..., N) samples → (..., 2, T, 257) float32.
-
-    Frames of WIN_LENGTH samples every HOP_LENGTH, no centre padding, Hann-windowed and
-    zero-padded to N_FFT; channel 0 = real part, 1 = imaginary part, each ``sign(x)·|x|^0.3``.
-    A 6 s clip gives T = 598.
-    """
-    import torch
-
-    x = torch.as_tensor(wave, dtype=torch.float32)
-    if x.shape[-1] < WIN_LENGTH:
-        raise AudioError(f"{x.shape[-1]} samples is shorter than one {WIN_LENGTH}-sample window")
-    frames = x.unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (..., T, WIN_LENGTH)
-    window = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float32, device=x.device)
-    spec = torch.fft.rfft(frames * window, n=N_FFT)  # (..., T, N_FREQ) complex
-    parts = torch.stack((spec.real, spec.imag), dim=-3)  # (..., 2, T, N_FREQ)
-    return torch.sign(parts) * parts.abs().pow(POWER_LAW)

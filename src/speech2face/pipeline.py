@@ -333,3 +333,28 @@ def load_model(*, voice_weights: Optional[Union[str, Path]] = None,
     voice = load_voice(voice_weights, device, bfloat16)
     return Speech2Face(voice, FaceRenderer(load_drawer(decoder_weights, voice.device)), attributes=attributes,
                        steer=steer, engine="torch")
+
+
+def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] = None,
+                 engine: str = "torch") -> FaceRenderer:
+    """The face decoder alone, as a FaceRenderer: for photos → canonical faces (``normalize``), and,
+    on the torch engine (training extra; ``.decoder`` is the torch module), for training and
+    evaluating decoders. "auto" runs the shipped graphs on ONNX Runtime unless ``path`` or a GPU
+    ``device`` asks for torch."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: use {', '.join(ENGINES)}")
+    if engine == "auto":
+        engine = "torch" if path is not None or device not in (None, "cpu") else "onnx"
+    if engine == "onnx":
+        if path is not None or device not in (None, "cpu"):
+            raise InputError("the onnx engine runs the shipped decoder on the CPU: weights of your own or a GPU "
+                             "device need engine='torch'")
+        from .engines.ort import OnnxDrawer, shipped_graphs
+
+        return FaceRenderer(OnnxDrawer(shipped_graphs()))
+    from .extras import require
+
+    require("torch", "the torch engine")
+    from .engines.pytorch import load_drawer
+
+    return FaceRenderer(load_drawer(path, device))

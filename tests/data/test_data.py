@@ -22,6 +22,7 @@ from speech2face import audio
 from speech2face.data import (AVSpeech, FaceFolder, PairedFolder, ShardDataset, VoxCeleb, iter_shard, open_source,
                               prepare)
 from speech2face.data.shards import list_shards
+from speech2face.models.voice_encoder import spectrogram
 
 from conftest import embed, PAIRS, UTKFACE
 from media import write_audio, write_video
@@ -87,7 +88,7 @@ def test_paired_folder_prepare_skips_with_reasons_and_resumes(paired_folder, tmp
     assert s["face"].shape == (224, 224, 3) and s["audio"].shape == (96_000,)
     assert s["json"]["has_audio"] and s["json"]["meta"]["stem"]
     # the stored clip is 16-bit FLAC: quantisation noise only, amplified near 0 by |x|^0.3
-    diff = np.abs(s["spec"].astype(np.float32) - audio.spectrogram(s["audio"]).numpy())
+    diff = np.abs(s["spec"].astype(np.float32) - spectrogram(s["audio"]).numpy())
     assert diff.mean() < 2e-3 and np.percentile(diff, 99) < 0.02
     # a second run does no work
     again = prepare([PairedFolder(paired_folder)], out, shard_size=4, progress=False)

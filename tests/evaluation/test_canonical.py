@@ -130,7 +130,7 @@ def test_shipped_decoder_draws_closed_mouths_on_plain_backgrounds(shared_data):
     """Real talking frames mostly fail both measures; the drawings made from the same photos'
     descriptors pass them, on shoulders that fill the bottom rows."""
     from speech2face.faces import FaceAnalyzer, load_image
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
 
     renderer = load_decoder(device="cpu")
     analyzer = FaceAnalyzer()
@@ -184,7 +184,7 @@ def test_portrait_decoder_training_resumes_after_a_kill(shared_data, tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "resumed at step" in second.stdout and "cut " not in second.stdout  # head masks came from the cache
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
 
     renderer = load_decoder(tmp_path / "dec.safetensors", "cpu")
     assert renderer.decoder.config.portrait and renderer.decoder.config.alpha

@@ -73,7 +73,7 @@ def test_drawn_styles_differ_where_they_should():
     from speech2face.training.hairstyles import draw_styles, geometry
     from speech2face.training.looks import inner_face
 
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
 
     mean = load_decoder(None, "cpu").decoder.mean_landmarks.numpy()  # the shipped decoder's mean shape
     maps = draw_styles(mean, 224)

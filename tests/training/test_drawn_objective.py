@@ -69,7 +69,7 @@ def _real_pairs(n: int) -> dict:
 
 
 def test_gradients_reach_the_voice_head_through_decoder_and_descriptor():
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
 
     data = _real_pairs(6)
     train = np.arange(6)

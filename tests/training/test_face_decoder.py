@@ -268,7 +268,7 @@ def test_drawing_calibration_brings_what_dlib_reads_closer_to_what_was_asked(sha
     """On real descriptors and the shipped decoder, one round of calibration moves the drawings'
     dlib descriptors (torch port) towards the descriptors they were drawn from."""
     from speech2face.faces import FaceAnalyzer
-    from speech2face.engines.pytorch import load_decoder
+    from speech2face.pipeline import load_decoder
     from speech2face.training.calibrate_drawing import calibrate_drawing
 
     from conftest import PAIRS

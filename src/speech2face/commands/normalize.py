@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .outputs import check_image_types, existing_inputs, print_paths, save_and_report, skip_failed, skip_missing
+from .outputs import (add_engine, check_image_types, existing_inputs, print_paths, save_and_report, skip_failed,
+                      skip_missing)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,11 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                              "skipped with a line, the others are drawn, and the exit status is 1")
     p.add_argument("-o", "--output", required=True, help="face.png for one input, or a folder (DIR/<stem>.png)")
     p.add_argument("--weights", help="face decoder weights (default: the shipped ones)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cpu; with --engine torch, cuda if available)")
+    add_engine(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engines.pytorch import load_decoder
+    from ..pipeline import load_decoder
     from ..errors import InputError
     from ..files import IMAGE_SUFFIXES, check_writable, output_paths
 
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     check_image_types(outputs)
     check_writable(outputs)
     skip_missing(missing, print_paths)
-    renderer = load_decoder(args.weights, args.device)
+    renderer = load_decoder(args.weights, args.device, engine=args.engine)
     failed = 0
     for src, dst in zip(inputs, outputs):
         try:

@@ -97,9 +97,10 @@ def audio_files(wave: np.ndarray, seconds: float) -> dict[str, bytes]:
     """16 kHz wave → the clip inference would cut from it (``clips.speech_clips``: the window with
     the most speech), its spectrogram and speaker embedding, as files. AudioError without speech."""
     from ..models.speaker_encoder import speaker_encoder
+    from ..models.voice_encoder import spectrogram
 
     clip = speech_clips(wave, audio.SAMPLE_RATE, seconds).most_speech()  # (clip_samples,)
-    spec = audio.spectrogram(clip).numpy().astype(np.float16)  # (2, T, 257)
+    spec = spectrogram(clip).numpy().astype(np.float16)  # (2, T, 257)
     return {
         "spec.npy": _npy(spec),
         "audio.flac": _flac(clip),

@@ -16,7 +16,7 @@ from .. import audio
 from ..errors import InputError
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from ..models.speaker_encoder import speaker_encoder
-from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig
+from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, spectrogram
 from ..runtime import one_intra_op_thread
 from ..sizes import FACE_SIZE
 from ..weights import load_module, shipped
@@ -103,7 +103,7 @@ class TorchVoice:
                 pred = self.encoder(torch.from_numpy(np.asarray(embeddings, np.float32)).to(self.device))
             else:
                 flat = [c for voice in clips for c in voice]
-                out = self.encoder(torch.stack([audio.spectrogram(c) for c in flat]).to(self.device))
+                out = self.encoder(torch.stack([spectrogram(c) for c in flat]).to(self.device))
                 pred = torch.stack([p.mean(dim=0) for p in torch.split(out, [len(v) for v in clips])])
         center = torch.from_numpy(self.center).to(pred.device)
         return (center + self.exaggeration * (pred - center)).cpu().numpy()
@@ -114,13 +114,6 @@ def load_drawer(path: Optional[Union[str, Path]] = None, device: Optional[str] =
     path = Path(path) if path else shipped(DECODER_WEIGHTS)
     decoder, _, _ = load_module(path, lambda c: FaceDecoder(FaceDecoderConfig.from_dict(c["decoder"])), "FaceDecoder")
     return TorchDrawer(decoder, resolve_device(device))
-
-
-def load_decoder(path: Optional[Union[str, Path]] = None, device: Optional[str] = None):
-    """The face decoder as a ``pipeline.FaceRenderer`` (``.decoder`` is the torch module)."""
-    from ..pipeline import FaceRenderer
-
-    return FaceRenderer(load_drawer(path, device))
 
 
 def load_voice(path: Optional[Union[str, Path]] = None, device: Optional[str] = None,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..data import ShardDataset
 from ..data.splits import tuning_split_of
-from ..engines.pytorch import load_decoder
+from ..pipeline import load_decoder
 from .metrics import pearson, retrieval_recall
 from .systems import canonical_shares, descriptor_matrices, portrait_measures
 from ..files import default_score_cache

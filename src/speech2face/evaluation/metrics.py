@@ -131,3 +131,16 @@ def sharpness(image: np.ndarray) -> float:
 
 
 DECADES = [decade(a) for a in range(0, 80, 10)]
+
+
+def group_figures(drawn: np.ndarray, truth: np.ndarray) -> dict:
+    """Agreement, balanced recall over the four main groups, and each group's drawn / true share."""
+    present = [k for k in range(4) if np.any(truth == k)]
+    from ..ethnicity import ETHNICITIES
+
+    shares = {ETHNICITIES[k]: {"true": float(np.mean(truth == k)), "drawn": float(np.mean(drawn == k))}
+              for k in range(len(ETHNICITIES))}
+    return {"agreement": float(np.mean(drawn == truth)),
+            "balanced": float(np.mean([np.mean(drawn[truth == k] == k) for k in present])),
+            "shares": shares,
+            "max_share_ratio": max(s["drawn"] / s["true"] for s in shares.values() if s["true"] > 0)}

@@ -16,11 +16,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..training.voice import exaggerate
-from ..training.voice_attributes import group_figures
 from ..voice_attributes import SteerConfig, VoiceAttributes
 from .attributes import ETHNICITIES
-from .metrics import retrieval_recall
+from .metrics import group_figures, retrieval_recall
 
 SETTINGS = (  # (exaggeration, SteerConfig or None for no steering)
     (1.25, None),
@@ -39,7 +37,7 @@ def score_setting(model, attributes: VoiceAttributes, table: dict, idx: np.ndarr
     ge2e = table["ge2e"][idx]
     with torch.no_grad():
         raw = model.voice.encoder(torch.from_numpy(ge2e).float())  # the torch engine's head
-    desc = exaggerate(raw, torch.from_numpy(model.center), exaggeration).numpy()
+    desc = model.center + exaggeration * (raw.numpy() - model.center)  # away from the mean prediction
     if steer is not None:
         desc = attributes.steer(desc, ge2e, steer)
     images = model.renderer.decode(desc, workers=model.workers)

@@ -59,7 +59,8 @@ def export_onnx(out: Path | None = None) -> dict:
     """Write every graph and the manifest into ``out`` (default: the package's assets/onnx); the manifest."""
     from ..models.speaker_encoder import speaker_encoder
     from .. import engines  # noqa: F401
-    from ..engines.pytorch import load_decoder, load_voice
+    from ..engines.pytorch import load_voice
+    from ..pipeline import load_decoder
 
     out = Path(out) if out else default_dir()
     out.mkdir(parents=True, exist_ok=True)

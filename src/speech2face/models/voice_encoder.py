@@ -16,7 +16,27 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..audio import HOP_LENGTH, N_FFT, POWER_LAW, WIN_LENGTH
+from ..errors import AudioError
 from ..sizes import DESCRIPTOR_DIM, SPEAKER_DIM
+
+
+def spectrogram(wave) -> torch.Tensor:
+    """The paper encoder's input, a power-law compressed complex STFT: (..., N) samples (numpy or
+    torch) → (..., 2, T, 257) float32.
+
+    Frames of WIN_LENGTH samples every HOP_LENGTH, no centre padding, Hann-windowed and
+    zero-padded to N_FFT; channel 0 = real part, 1 = imaginary part, each ``sign(x)·|x|^0.3``.
+    A 6 s clip gives T = 598.
+    """
+    x = torch.as_tensor(wave, dtype=torch.float32)
+    if x.shape[-1] < WIN_LENGTH:
+        raise AudioError(f"{x.shape[-1]} samples is shorter than one {WIN_LENGTH}-sample window")
+    frames = x.unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (..., T, WIN_LENGTH)
+    window = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float32, device=x.device)
+    spec = torch.fft.rfft(frames * window, n=N_FFT)  # (..., T, N_FREQ) complex
+    parts = torch.stack((spec.real, spec.imag), dim=-3)  # (..., 2, T, N_FREQ)
+    return torch.sign(parts) * parts.abs().pow(POWER_LAW)
 
 
 

@@ -90,7 +90,7 @@ def loss_functions(cfg: VoiceTrainConfig, device: str):
     """f_dec from the face decoder (identity if none is available) and the distillation classifier."""
     f_dec = None
     try:
-        from ..engines.pytorch import load_decoder
+        from ..pipeline import load_decoder
 
         decoder = load_decoder(cfg.decoder_weights, "cpu").decoder.to(device)
         for p in decoder.parameters():
@@ -234,7 +234,7 @@ def drawn_objective(cfg: VoiceTrainConfig, model: VoiceEncoder, data: dict, trai
                     device: str) -> DrawnObjective:
     """The 'drawn' objective (through decoder and dlib); a linear head starts from ridge regression
     (a resumed run then loads its checkpoint over it)."""
-    from ..engines.pytorch import load_decoder
+    from ..pipeline import load_decoder
 
     config = DrawnObjectiveConfig.from_dict(cfg.drawn)
     head = model.net.mlp if hasattr(model.net, "mlp") else None

@@ -23,6 +23,7 @@ import torch
 
 from ..evaluation.attributes import ETHNICITIES
 from ..evaluation.calibration import attribute_scores, binary_logits, fit_temperature, log_loss, softmax
+from ..evaluation.metrics import group_figures
 from ..weights import load_run_file, save_weights
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength of the logistic regressions, chosen on val
@@ -165,17 +166,6 @@ def calibrate(weights: dict, table: dict, tune: np.ndarray) -> dict[str, np.ndar
     return {"gender.temperature": np.array(t_gender), "age.interval": np.quantile(residual, [0.1, 0.9]),
             "ethnicity.temperature": np.array(t_eth), "ethnicity.prior_weight": np.array(tau),
             "ethnicity.draw_prior_weight": np.array(draw_tau)}
-
-
-def group_figures(drawn: np.ndarray, truth: np.ndarray) -> dict:
-    """Agreement, balanced recall over the four main groups, and each group's drawn / true share."""
-    present = [k for k in range(4) if np.any(truth == k)]
-    shares = {ETHNICITIES[k]: {"true": float(np.mean(truth == k)), "drawn": float(np.mean(drawn == k))}
-              for k in range(len(ETHNICITIES))}
-    return {"agreement": float(np.mean(drawn == truth)),
-            "balanced": float(np.mean([np.mean(drawn[truth == k] == k) for k in present])),
-            "shares": shares,
-            "max_share_ratio": max(s["drawn"] / s["true"] for s in shares.values() if s["true"] > 0)}
 
 
 def choose_draw_prior(scaled_logits: np.ndarray, log_prior: np.ndarray, truth: np.ndarray) -> float:
