@@ -103,15 +103,12 @@ def save_weights(path: Path, tensors: dict[str, "torch.Tensor"], config: dict) -
     return digest
 
 
-def load_weights(path: Path, expected_sha256: Optional[str] = None,
-                 framework: str = "pt") -> tuple[dict[str, "torch.Tensor"], dict]:
-    """Verified tensors and config. The expected digest defaults to the ``.sha256`` sidecar.
-    ``framework="numpy"``: numpy arrays, for the runtime (no torch)."""
-    from safetensors import safe_open
-
+def verified(path: Path, expected_sha256: Optional[str] = None, missing: str = "not found") -> Path:
+    """``path``, once its sha256 is the expected one (default: its ``.sha256`` sidecar's);
+    WeightsError (``missing: path``, no checksum, a mismatch) otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights not found: {path}")
+        raise WeightsError(f"{missing}: {path}")
     if expected_sha256 is None:
         sidecar = Path(f"{path}.sha256")
         if not sidecar.is_file():
@@ -120,6 +117,16 @@ def load_weights(path: Path, expected_sha256: Optional[str] = None,
     actual = sha256_of(path)
     if actual != expected_sha256:
         raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
+    return path
+
+
+def load_weights(path: Path, expected_sha256: Optional[str] = None,
+                 framework: str = "pt") -> tuple[dict[str, "torch.Tensor"], dict]:
+    """Verified tensors and config. The expected digest defaults to the ``.sha256`` sidecar.
+    ``framework="numpy"``: numpy arrays, for the runtime (no torch)."""
+    from safetensors import safe_open
+
+    path = verified(path, expected_sha256, "weights not found")
     try:
         with safe_open(str(path), framework=framework) as f:
             config = json.loads((f.metadata() or {}).get("config", "{}"))

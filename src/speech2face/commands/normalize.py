@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .outputs import (add_engine, check_image_types, existing_inputs, print_paths, save_and_report, skip_failed,
+from .outputs import (add_engine, planned, print_paths, save_and_report, skip_failed,
                       skip_missing)
 
 
@@ -20,11 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import load_decoder
     from ..errors import InputError
-    from ..files import IMAGE_SUFFIXES, check_writable, output_paths
+    from ..files import IMAGE_SUFFIXES, check_writable
 
-    inputs, missing = existing_inputs(args.inputs, IMAGE_SUFFIXES)
-    outputs = output_paths(inputs, args.output)
-    check_image_types(outputs)
+    inputs, missing, outputs = planned(args.inputs, IMAGE_SUFFIXES, args.output)
     check_writable(outputs)
     skip_missing(missing, print_paths)
     renderer = load_decoder(args.weights, args.device, engine=args.engine)

@@ -13,6 +13,17 @@ from ..errors import InputError
 SHEET = "contact_sheet.png"  # beside the faces, when there are several inputs
 
 
+def planned(patterns: list[str], suffixes, output: str) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
+    """The inputs that exist, the (pattern, reason) of those that do not, and each input's output
+    path (checked to be an image type Pillow writes)."""
+    from ..files import output_paths
+
+    inputs, missing = existing_inputs(patterns, suffixes)
+    outputs = output_paths(inputs, output)
+    check_image_types(outputs)
+    return inputs, missing, outputs
+
+
 def existing_inputs(patterns: list[str], suffixes) -> tuple[list[Path], list[tuple[str, str]]]:
     """The input files, and (pattern, why) for each input that names no file: a missing file among
     others is skipped like an unreadable one, not the end of the batch. Where nothing at all is

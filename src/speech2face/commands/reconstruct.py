@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .outputs import (SHEET, add_engine, check_image_types, existing_inputs, print_json, print_paths, save_and_report,
+from .outputs import (SHEET, add_engine, planned, print_json, print_paths, save_and_report,
                       skip_failed, skip_missing, unique_outputs, write_sheet)
 
 BATCH = 32  # clips reconstructed together on many files
@@ -41,13 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..files import AUDIO_SUFFIXES, check_writable, output_paths
+    from ..files import AUDIO_SUFFIXES, check_writable
     from ..pipeline import load_model
     from ..voice_attributes import describe
 
-    inputs, missing = existing_inputs(args.inputs, AUDIO_SUFFIXES)
-    outputs = output_paths(inputs, args.output)
-    check_image_types(outputs)
+    inputs, missing, outputs = planned(args.inputs, AUDIO_SUFFIXES, args.output)
     extras, sheet = unique_outputs(outputs, args.variations, outputs[0].parent / SHEET if len(inputs) > 1 else None)
     check_writable(outputs)
     report = print_json if args.json else print_paths

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import WeightsError
-from ..weights import sha256_of
+from ..weights import verified
 
 
 def session(path: Path, expected_sha256: str | None = None, prepack: bool = True):
@@ -19,17 +18,7 @@ def session(path: Path, expected_sha256: str | None = None, prepack: bool = True
     import onnxruntime as ort
 
     ort.disable_telemetry_events()
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"ONNX graph not found: {path} (write it with `speech2face export onnx`)")
-    if expected_sha256 is None:
-        sidecar = Path(f"{path}.sha256")
-        if not sidecar.is_file():
-            raise WeightsError(f"no checksum for {path} (expected {sidecar})")
-        expected_sha256 = sidecar.read_text().split()[0]
-    actual = sha256_of(path)
-    if actual != expected_sha256:
-        raise WeightsError(f"checksum mismatch for {path}: expected {expected_sha256[:12]}…, got {actual[:12]}…")
+    path = verified(path, expected_sha256, "ONNX graph not found (write it with `speech2face export onnx`)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

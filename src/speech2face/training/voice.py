@@ -1,13 +1,7 @@
 """Train a voice encoder (speech → face descriptor) with the Speech2Face loss: the trainer of
 ``speech2face train``.
 
-One process (CPU or one GPU):
-    speech2face train shards/pairs --out runs/voice
-Several processes on one machine (gloo on CPU, nccl on GPUs), the data split by rank:
-    torchrun --standalone --nproc-per-node 2 --no-python speech2face train shards/pairs --out runs/voice
-Several machines (run on each, with its --node-rank):
-    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \
-        --rdzv-endpoint HOST:29500 --no-python speech2face train shards/avspeech --variant paper --out runs/paper
+How to launch it (one process, torchrun on one or several machines): ``training/commands/voice.py``.
 
 The run folder holds the resolved config (config.json), metrics.jsonl, and checkpoint.pt written
 after every epoch; re-running the same command resumes from it and reaches the same weights as an
