@@ -160,3 +160,25 @@ def test_commands_that_need_torch_say_so_in_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("speech2face export onnx: error: speech2face export needs torch, which is not installed: "
                    "pip install 'speech2face[train]'")
+
+
+def test_a_missing_profile_met_inside_a_command_is_one_line(monkeypatch, capsys):
+    """'train' imports torch deep inside run(); without torch that is one line naming the extra."""
+    import builtins
+
+    from speech2face import cli
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in sys.modules if m.startswith("speech2face.training")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    assert cli.main(["train", "no-such-shards", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("speech2face train: error: speech2face train needs torch, which is not installed: "
+                   "pip install 'speech2face[train]'")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, WeightsError
+from .extras import PROFILES
 
 # "command" or "command kind" → (module with add_arguments and run, what it does). A command
 # that is also a group ('train', 'evaluate') runs its own module when no kind follows; a group
@@ -144,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         return module.run(args)
     except (InputError, WeightsError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional profile's package, met deep inside a command
+        if (exc.name or "").split(".")[0] not in PROFILES:
+            raise
+        module_name = exc.name.split(".")[0]
+        print(f"{parser.prog}: error: speech2face {name} needs {module_name}, which is not installed: "
+              f"pip install 'speech2face[{PROFILES[module_name]}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
