@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, WeightsError
-from .extras import PROFILES
+from .extras import PROFILES, missing
 
 # "command" or "command kind" → (module with add_arguments and run, what it does). A command
 # that is also a group ('train', 'evaluate') runs its own module when no kind follows; a group
@@ -147,11 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an optional profile's package, met deep inside a command
-        if (exc.name or "").split(".")[0] not in PROFILES:
+        package = (exc.name or "").split(".")[0]
+        if package not in PROFILES:
             raise
-        module_name = exc.name.split(".")[0]
-        print(f"{parser.prog}: error: speech2face {name} needs {module_name}, which is not installed: "
-              f"pip install 'speech2face[{PROFILES[module_name]}]'", file=sys.stderr)
+        print(f"{parser.prog}: error: {missing(package, f'speech2face {name}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

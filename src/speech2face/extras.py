@@ -19,8 +19,13 @@ class MissingExtra(InputError):
     """An optional dependency is not installed: the message names the extra that brings it."""
 
 
+def missing(module: str, what: str) -> MissingExtra:
+    """The error for ``module`` not installed: '<what> needs torch, …: pip install 'speech2face[train]''."""
+    extra = PROFILES.get(module, "train")
+    return MissingExtra(f"{what} needs {module}, which is not installed: pip install 'speech2face[{extra}]'")
+
+
 def require(module: str, what: str) -> None:
-    """Raise MissingExtra unless ``module`` can be imported: '<what> needs torch: pip install 'speech2face[train]''."""
+    """Raise ``missing(module, what)`` unless ``module`` can be imported."""
     if importlib.util.find_spec(module) is None:
-        extra = PROFILES.get(module, "train")
-        raise MissingExtra(f"{what} needs {module}, which is not installed: pip install 'speech2face[{extra}]'")
+        raise missing(module, what)
